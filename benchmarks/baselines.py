@@ -1,0 +1,69 @@
+"""What hostpipe replaces and what it is measured against: the old shell loop, and `xargs -P`.
+
+The old loop is the one vk-cmd hosts ran: a bash loop that `cat`s the pipe and `eval`s whatever came out, one
+batch at a time. xargs is the yardstick for spawn rate: a small C program that does nothing but fork and exec.
+Both run the same stand-in runtime as hostpipe, first on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import processes
+
+
+def path_with(bin_dir: Path) -> str:
+    return os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+
+
+class OldLoop:
+    """`while true; do eval "$(cat PIPE)" > out 2> err; done`, on its own FIFO in `root`."""
+
+    name = "old loop"
+
+    def __init__(self, root: Path, bin_dir: Path):
+        self.root = root
+        self.pipe = root / "vk-cmd"
+        self.bin_dir = bin_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(self.pipe)
+        script = f'while true; do eval "$(cat {shlex.quote(str(self.pipe))})" > out 2> err; done'
+        env = {**os.environ, "PATH": path_with(self.bin_dir)}
+        self.process = processes.start(["bash", "-c", script], stdin=subprocess.DEVNULL, cwd=self.root, env=env)
+
+    def stop(self) -> None:
+        """The loop has no clean way to stop: kill it with everything it started."""
+        if self.process is not None:
+            processes.kill_group(self.process)
+
+
+def run_xargs(bin_dir: Path, argv_lines: list[str], parallel: int, timeout: float) -> float:
+    """Run `docker ARGS` for each line through `xargs -P parallel`; return the seconds until xargs exits."""
+    env = {**os.environ, "PATH": path_with(bin_dir)}
+    data = "".join(line + "\n" for line in argv_lines).encode()
+    began = time.monotonic()
+    process = processes.start(
+        ["xargs", "-P", str(parallel), "-L", "1", "docker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        process.communicate(data, timeout=timeout)
+    finally:
+        processes.kill_group(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"xargs exited with {process.returncode}")
+    return time.monotonic() - began

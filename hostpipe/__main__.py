@@ -1,0 +1,3 @@
+from hostpipe.cli.main import main
+
+main()

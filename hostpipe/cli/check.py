@@ -1,0 +1,66 @@
+"""`hostpipe check`: what the daemon would do with a line, without running anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hostpipe.cli.common import Exit, Locations, errors_as_lines, locations
+from hostpipe.core.evaluate import Evaluation, evaluate
+from hostpipe.core.grammar import Expansions
+from hostpipe.core.policy import Allowed
+from hostpipe.daemon.host import RealHost
+from hostpipe.daemon.paths import home
+from hostpipe.daemon.policyfile import load_policy
+
+
+def _as_json(result: Evaluation) -> dict[str, Any]:
+    decision = result.decision
+    out: dict[str, Any] = {"line": result.line, "allowed": isinstance(decision, Allowed), "pod": result.pod}
+    if isinstance(decision, Allowed):
+        out.update(runtime=decision.runtime, image=decision.image, argv=list(decision.argv), timeout=decision.timeout)
+    else:
+        out.update(rule=decision.rule, argument=decision.argument, reason=decision.reason)
+    return out
+
+
+def _as_text(result: Evaluation) -> str:
+    decision = result.decision
+    if isinstance(decision, Allowed):
+        return f"allowed  {result.line}\n  runtime {decision.runtime}, image {decision.image}"
+    text = f"refused  {result.line}\n  rule: {decision.rule}"
+    if decision.argument is not None:
+        text += f"\n  argument: {decision.argument}"
+    return text + f"\n  reason: {decision.reason}"
+
+
+def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:
+    if given:
+        return [line.encode() for line in given]
+    source = sys.stdin.buffer.read() if file is None or str(file) == "-" else file.read_bytes()
+    return [line for line in source.split(b"\n") if line.strip() and not line.lstrip().startswith(b"#")]
+
+
+@click.command()
+@locations
+@click.argument("line", nargs=-1)
+@click.option("--file", type=click.Path(path_type=Path), help="One line per line ('-' for stdin); # comments skipped.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of decisions.")
+@errors_as_lines
+def check(where: Locations, line: tuple[str, ...], file: Path | None, as_json: bool) -> None:
+    """Say whether each LINE would run under the policy, and why not. Exit 0 when all would."""
+    loaded = load_policy(where.policy, os.environ, required=where.policy_given)
+    user = os.environ.get("USER", "")
+    expansions = Expansions(home=str(home()), user=user)
+    host = RealHost(home=str(home()))
+    results = [evaluate(raw, expansions, loaded, host, os.environ) for raw in _lines(line, file)]
+    if as_json:
+        click.echo(json.dumps([_as_json(r) for r in results]))
+    else:
+        click.echo("\n".join(_as_text(r) for r in results))
+    sys.exit(Exit.OK if all(r.allowed for r in results) else Exit.REFUSED)

@@ -1,0 +1,1 @@
+"""The pure core: line grammar, policy decisions and job states. No I/O happens below this package."""

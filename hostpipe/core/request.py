@@ -1,0 +1,73 @@
+"""The closed set of requests hostpipe understands, shared by the daemon and its clients.
+
+A pod sends a `Submit` through the pipe (one line). An operator sends a `Cancel` through the daemon's control
+socket. Both are plain frozen values; reading them from bytes is the grammar's job (`hostpipe.core.grammar`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+POD_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+"""`namespace/name`, each a Kubernetes DNS subdomain name."""
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""A pod's own name for a job: safe as a file name, never `.` or `..`."""
+
+PodName = Annotated[str, StringConstraints(pattern=POD_PATTERN)]
+ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
+
+_POD_RE = re.compile(POD_PATTERN)
+_CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
+
+
+def is_pod_name(text: str) -> bool:
+    return _POD_RE.fullmatch(text) is not None
+
+
+def is_client_id(text: str) -> bool:
+    return _CLIENT_ID_RE.fullmatch(text) is not None
+
+
+class Submit(BaseModel):
+    """Run `argv` on the host for `pod`, under the policy in force."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["submit"] = "submit"
+    argv: tuple[str, ...] = Field(min_length=1)
+    pod: PodName | None = None
+    id: ClientId | None = None
+    """The pod's own name for this job, so that it can ask for the result later."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds; capped by the policy's max_timeout."""
+
+
+class Cancel(BaseModel):
+    """Stop one job (by hostpipe's id) or every live job of a pod."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["cancel"] = "cancel"
+    job: int | None = None
+    pod: PodName | None = None
+
+
+ControlRequest = Annotated[Cancel, Field(discriminator="op")]
+
+
+@dataclass(frozen=True)
+class LineRefused(Exception):
+    """A line that cannot become a request. `rule` names what it broke; `reason` says what to do instead."""
+
+    rule: str
+    reason: str
+    pod: str | None = None
+    """The pod, when the line named one before it broke a rule, so that the refusal is filed under it."""
+    client_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.reason}"

@@ -1,0 +1,1 @@
+"""Argument grammars and rules for each container runtime a policy can allow."""

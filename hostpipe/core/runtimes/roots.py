@@ -1,0 +1,100 @@
+"""Whether a host path named in an argv lies under the folders a site opened to its pods.
+
+Binds, volumes, overlays and local images all name host paths; `ArgumentRules.bind_roots` lists the
+folders they may come from. A runtime may resolve a path in one of two ways: the kernel follows symlinks and
+`..` as it walks (what `Host.realpath` reports), while Go's `filepath.Clean` first drops `..` by text and
+only then lets the kernel follow symlinks. A path is accepted only when both readings land under a root, so
+neither a symlink nor a `..` can step outside one. Relative paths are relative to the job's working
+directory, which is the daemon user's HOME.
+"""
+
+from __future__ import annotations
+
+from hostpipe.core.runtimes.base import ArgumentRules, Host
+
+_HOME_SPELLINGS = ("~", "${HOME}", "$HOME")
+
+
+def expand_root(root: str, home: str) -> str | None:
+    """`root` with a leading `~`, `$HOME` or `${HOME}` replaced by `home`; None when it is not absolute then.
+
+    A root that is not absolute after expansion covers nothing, rather than something that depends on where
+    the daemon happens to run.
+    """
+    for spelling in _HOME_SPELLINGS:
+        if root == spelling or root.startswith(spelling + "/"):
+            root = home + root[len(spelling) :]
+            break
+    if not root.startswith("/"):
+        return None
+    return root
+
+
+def _absolute(path: str, home: str) -> str:
+    if not path.startswith("/"):
+        path = home.rstrip("/") + "/" + path
+    # Linux reads any run of leading slashes as one; posixpath keeps exactly two, which would then never
+    # compare equal to a root written with one.
+    return "/" + path.lstrip("/")
+
+
+def _clean(path: str) -> str:
+    """An absolute path with `.`, `..` and repeated slashes dropped by text alone, as Go's filepath.Clean does."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _resolve(path: str, host: Host) -> str | None:
+    try:
+        resolved = host.realpath(path)
+    except (OSError, ValueError):
+        return None
+    if not resolved.startswith("/"):
+        return None
+    return "/" + resolved.lstrip("/")
+
+
+def resolved_roots(rules: ArgumentRules, host: Host) -> tuple[str, ...]:
+    """Every bind root, expanded and resolved on the host."""
+    roots: list[str] = []
+    for root in rules.bind_roots:
+        expanded = expand_root(root, host.home)
+        if expanded is None or "\0" in expanded:
+            continue
+        resolved = _resolve(_absolute(expanded, host.home), host)
+        if resolved is not None:
+            roots.append(resolved)
+    return tuple(roots)
+
+
+def _inside(path: str, root: str) -> bool:
+    return root in ("/", path) or path.startswith(root.rstrip("/") + "/")
+
+
+def host_path_under_roots(path: str, roots: tuple[str, ...], host: Host) -> bool:
+    """True when `path` (absolute, or relative to the daemon user's HOME) resolves under one of `roots`.
+
+    Both the kernel's reading and the clean-then-resolve reading must land under a root. An empty path, or
+    one holding a NUL byte, is never under a root.
+    """
+    if not path or "\0" in path or not roots:
+        return False
+    absolute = _absolute(path, host.home)
+    for candidate in (absolute, _clean(absolute)):
+        resolved = _resolve(candidate, host)
+        if resolved is None or not any(_inside(resolved, root) for root in roots):
+            return False
+    return True
+
+
+def describe_roots(rules: ArgumentRules) -> str:
+    """The bind roots as a site wrote them, for a refusal's reason."""
+    if not rules.bind_roots:
+        return "no bind_roots are set"
+    return "bind_roots are " + ", ".join(rules.bind_roots)

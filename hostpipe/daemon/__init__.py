@@ -1,0 +1,1 @@
+"""The I/O shell around the core: the pipe, the jobs' processes, the store, systemd and the server's lifecycle."""

@@ -1,0 +1,234 @@
+"""Running allowed commands: at most N at once, the rest queued, each bounded in time and stoppable.
+
+A job is a process group: the command is started in a session of its own, so that stopping it (timeout,
+cancel, shutdown) reaches everything it started, with SIGTERM first and SIGKILL after the policy's grace.
+The daemon learns that a job ended from a pidfd (one descriptor per running job, no thread per child). When
+the leader has exited but is not yet reaped, its pid still names the group and cannot be reused, so what the
+command left behind in its group is killed then, and only then is the leader reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
+from hostpipe.core.policy import Allowed
+from hostpipe.daemon.procs import process_start_time, signal_group
+from hostpipe.daemon.store import Store
+
+log = structlog.get_logger("hostpipe.executor")
+
+
+@dataclass
+class Job:
+    id: int
+    allowed: Allowed
+    pod: str | None
+    client_id: str | None
+    state: JobState = JobState.QUEUED
+    process: subprocess.Popen[bytes] | None = None
+    pidfd: int | None = None
+    log_path: Path | None = None
+    stop_cause: StopCause | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    logger: Any = None
+
+
+def log_path_for(logs_dir: Path, job_id: int, pod: str | None) -> Path:
+    """logs/<namespace>/<name>/<id>.log; jobs without a pod under logs/_/_/."""
+    namespace, name = pod.split("/", 1) if pod else ("_", "_")
+    return logs_dir / namespace / name / f"{job_id}.log"
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        logs_dir: Path,
+        max_concurrent: int,
+        max_queued: int,
+        kill_grace: float,
+        cwd: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._logs_dir = logs_dir
+        self.max_concurrent = max_concurrent
+        self.max_queued = max_queued
+        self.kill_grace = kill_grace
+        self._cwd = cwd
+        self._clock = clock
+        self._queue: collections.deque[Job] = collections.deque()
+        self._running: dict[int, Job] = {}
+        self._loop = asyncio.get_running_loop()
+        self._accepting = True
+        self.on_finished: list[Callable[[Job, Outcome], None]] = []
+
+    # -- admission ----------------------------------------------------------------------------------------
+
+    def free_slots(self) -> int:
+        """How many more jobs can be accepted right now, running or queued."""
+        if not self._accepting:
+            return 0
+        return max(0, self.max_concurrent + self.max_queued - len(self._running) - len(self._queue))
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queue)
+
+    def submit(self, job: Job) -> None:
+        """Take a job whose queued record is committed; start it now if a slot is free."""
+        job.logger = log.bind(job=job.id, pod=job.pod)
+        self._queue.append(job)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        while self._accepting and self._queue and len(self._running) < self.max_concurrent:
+            self._start(self._queue.popleft())
+
+    # -- running --------------------------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        path = log_path_for(self._logs_dir, job.id, job.pod)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            self._finish(job, Outcome(JobState.FAILED, reason=f"cannot create the job's log {path}: {error}"))
+            return
+        job.log_path = path
+        try:
+            job.process = subprocess.Popen(
+                job.allowed.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(job.allowed.env),
+                cwd=self._cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as error:
+            self._finish(job, Outcome(JobState.FAILED, reason=f"cannot start {job.allowed.argv[0]}: {error}"))
+            return
+        finally:
+            os.close(out)
+        pid = job.process.pid
+        job.state = transition(job.state, JobState.RUNNING)
+        self._running[job.id] = job
+        self._store.started(job.id, pid=pid, pid_start=process_start_time(pid), started_at=self._clock(), log=str(path))
+        job.pidfd = os.pidfd_open(pid)
+        self._loop.add_reader(job.pidfd, self._exited, job)
+        if job.allowed.timeout:
+            job.timers.append(self._loop.call_later(job.allowed.timeout, self.stop, job, StopCause.TIMEOUT))
+        job.logger.info("job_started", pid=pid, argv=list(job.allowed.argv), timeout=job.allowed.timeout)
+
+    def _exited(self, job: Job) -> None:
+        assert job.process is not None and job.pidfd is not None
+        self._loop.remove_reader(job.pidfd)
+        os.close(job.pidfd)
+        job.pidfd = None
+        # The leader is a zombie: its pid still holds the group, so this reaches only what it left behind.
+        signal_group(job.process.pid, signal.SIGKILL)
+        returncode = job.process.wait()
+        detail = f" after {job.allowed.timeout:g}s" if job.stop_cause is StopCause.TIMEOUT else ""
+        self._running.pop(job.id, None)
+        self._finish(job, outcome_of_exit(returncode, job.stop_cause, detail=detail))
+        self._start_waiting()
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        for timer in job.timers:
+            timer.cancel()
+        job.timers.clear()
+        job.state = transition(job.state, outcome.state)
+        self._store.finished(job.id, outcome, ended_at=self._clock())
+        (job.logger or log).info(
+            "job_finished",
+            state=str(outcome.state),
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            reason=outcome.reason,
+        )
+        job.ended.set()
+        for callback in self.on_finished:
+            callback(job, outcome)
+
+    # -- stopping -------------------------------------------------------------------------------------------
+
+    def stop(self, job: Job, cause: StopCause) -> None:
+        """SIGTERM to the job's group now, SIGKILL after the grace. A queued job simply never starts."""
+        if job.state is JobState.QUEUED:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(job)
+            reason = "daemon shut down before the job started" if cause is StopCause.SHUTDOWN else "cancelled"
+            self._finish(job, Outcome(JobState.CANCELLED, reason=f"{reason} while queued"))
+            return
+        if job.state is not JobState.RUNNING or job.stop_cause is not None or job.process is None:
+            return
+        job.stop_cause = cause
+        job.logger.info("job_stopping", cause=str(cause), grace=self.kill_grace)
+        signal_group(job.process.pid, signal.SIGTERM)
+        job.timers.append(self._loop.call_later(self.kill_grace, self._kill, job))
+
+    def _kill(self, job: Job) -> None:
+        if job.process is not None and job.state is JobState.RUNNING:
+            job.logger.warning("job_killed", after=self.kill_grace)
+            signal_group(job.process.pid, signal.SIGKILL)
+
+    def kill_now(self, job: Job) -> None:
+        """SIGKILL without waiting for the grace (a second stop signal to the daemon)."""
+        if job.state is JobState.RUNNING and job.process is not None:
+            job.stop_cause = job.stop_cause or StopCause.SHUTDOWN
+            signal_group(job.process.pid, signal.SIGKILL)
+
+    def running_ids(self) -> list[int]:
+        return list(self._running)
+
+    def find(self, job_id: int) -> Job | None:
+        job = self._running.get(job_id)
+        if job is not None:
+            return job
+        return next((j for j in self._queue if j.id == job_id), None)
+
+    def jobs_of(self, pod: str) -> list[Job]:
+        return [j for j in (*self._running.values(), *self._queue) if j.pod == pod]
+
+    async def shutdown(self, *, grace_margin: float = 5.0) -> None:
+        """Stop accepting, cancel what waits, stop what runs, and wait (bounded) until every end is recorded."""
+        self._accepting = False
+        for job in list(self._queue):
+            self.stop(job, StopCause.SHUTDOWN)
+        running = list(self._running.values())
+        for job in running:
+            self.stop(job, StopCause.SHUTDOWN)
+        if not running:
+            return
+        waits = [asyncio.ensure_future(job.ended.wait()) for job in running]
+        _, pending = await asyncio.wait(waits, timeout=self.kill_grace + grace_margin)
+        for waiter in pending:
+            waiter.cancel()
+        for job in list(self._running.values()):
+            # SIGKILL was sent and the process still has not ended (stuck in the kernel): record what is known.
+            self._running.pop(job.id, None)
+            if job.pidfd is not None:
+                self._loop.remove_reader(job.pidfd)
+                os.close(job.pidfd)
+            self._finish(job, Outcome(JobState.INTERRUPTED, reason="did not end after SIGKILL at shutdown"))

@@ -1,0 +1,136 @@
+"""Owning the pipe safely.
+
+The pipe's folder is bind-mounted into pods, and a pod that runs as root can put anything there: a symlink to
+a file of the daemon user's, a regular file, a FIFO of its own. So the folder is opened once without
+following links, and the FIFO is made and opened relative to that folder handle with O_NOFOLLOW, then checked
+with fstat on the open descriptor (not on the path, which could change in between). The FIFO is opened
+read-write: the daemon itself then always counts as a writer, so reads never see end-of-file and never spin
+when the last pod closes its end; it is how systemd's ListenFIFO= opens it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+LISTEN_FDS_START = 3
+_PIPE_SIZE = 1 << 20
+"""Ask for a 1 MiB pipe buffer so bursts of writers never wait for the reader (falls back silently)."""
+
+
+class PipeError(Exception):
+    """The pipe path cannot be used safely. The message is one line for the operator."""
+
+
+@dataclass
+class OpenPipe:
+    fd: int
+    path: Path
+    inherited: bool
+    """True when the descriptor came from the service manager (socket activation)."""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _open_folder(folder: Path, mode: int) -> int:
+    """Open (creating when absent) the pipe's folder without following a link at its last component."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, mode)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        if os.path.islink(folder):
+            raise PipeError(f"{folder} is a symlink; refusing to use it as the pipe's folder") from error
+        raise PipeError(f"cannot open the pipe's folder {folder}: {error.strerror}") from error
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid():
+        os.close(fd)
+        raise PipeError(f"{folder} belongs to uid {info.st_uid}, not to this user (uid {os.geteuid()})")
+    return fd
+
+
+def open_pipe(path: Path, *, mode: int = 0o600, folder_mode: int = 0o700) -> OpenPipe:
+    """Create the FIFO at `path` (or reuse one this user owns) and open it for reading, non-blocking."""
+    dir_fd = _open_folder(path.parent, folder_mode)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path.name, mode, dir_fd=dir_fd)
+        kind = _describe(path.name, dir_fd)
+        if kind != "a FIFO":
+            # Checked before opening, because opening a device node can have effects of its own.
+            raise PipeError(f"{path} is {kind}; remove it or choose another --pipe")
+        flags = os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(path.name, flags, dir_fd=dir_fd)
+        except OSError as error:
+            raise PipeError(f"cannot open the FIFO {path}: {error.strerror}") from error
+    finally:
+        os.close(dir_fd)
+    try:
+        _check_fifo(fd, path)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, mode)
+    except PipeError:
+        os.close(fd)
+        raise
+    _grow(fd)
+    return OpenPipe(fd, path, inherited=False)
+
+
+def _describe(name: str, dir_fd: int) -> str:
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return "unreadable"
+    if stat.S_ISLNK(info.st_mode):
+        return "a symlink"
+    if stat.S_ISREG(info.st_mode):
+        return "a regular file"
+    if stat.S_ISDIR(info.st_mode):
+        return "a folder"
+    if stat.S_ISFIFO(info.st_mode):
+        return "a FIFO"
+    return "not a FIFO"
+
+
+def _check_fifo(fd: int, path: Path) -> None:
+    info = os.fstat(fd)
+    if not stat.S_ISFIFO(info.st_mode):
+        kind = "a regular file" if stat.S_ISREG(info.st_mode) else "not a FIFO"
+        raise PipeError(f"{path} is {kind}; remove it or choose another --pipe")
+    if info.st_uid != os.geteuid():
+        raise PipeError(f"{path} is a FIFO owned by uid {info.st_uid}, not by this user (uid {os.geteuid()})")
+
+
+def _grow(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
+def inherited_pipe(path: Path, environ: dict[str, str] | None = None) -> OpenPipe | None:
+    """The FIFO systemd passed (ListenFIFO=), when LISTEN_PID names this process and fd 3 is a FIFO."""
+    env = os.environ if environ is None else environ
+    if env.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    try:
+        count = int(env.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return None
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISFIFO(info.st_mode):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+            _grow(fd)
+            return OpenPipe(fd, path, inherited=True)
+    return None

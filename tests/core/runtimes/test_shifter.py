@@ -1,0 +1,331 @@
+"""shifter: how its getopt_long argv is read, and which volumes, modules and images the rules refuse."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from typing import Any
+
+import pytest
+from host_tmp import TmpHost, build_host
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hostpipe.core.runtimes import shifter
+from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Invocation, OptionSpec
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> TmpHost:
+    return build_host(tmp_path_factory.mktemp("shifter"))
+
+
+def decide(argv: str, host: TmpHost, **rules: Any) -> str | None:
+    """The rule that refuses `argv` (with `{home}` standing for HOME) under `rules`, or None if allowed."""
+    try:
+        invocation = shifter.parse(tuple(shlex.split(argv.replace("{home}", host.home))))
+        shifter.check(invocation, ArgumentRules(**rules), host)
+    except ArgvRefused as refused:
+        return refused.rule
+    return None
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+READINGS = [
+    # The lines pods write: the image comes from --image, the command from what follows the options.
+    (
+        "--image=docker:jlabtsai/stress:p1 --entrypoint",
+        "jlabtsai/stress:p1",
+        (("--image", "docker:jlabtsai/stress:p1"), ("--entrypoint", None)),
+        (),
+    ),
+    (
+        "--image=gurjyan/ersap:v0.2 -- /ersap/run-pipeline.sh",
+        "gurjyan/ersap:v0.2",
+        (("--image", "gurjyan/ersap:v0.2"),),
+        ("/ersap/run-pipeline.sh",),
+    ),
+    # docker: is shifter's default type, so both spellings name the same image.
+    ("--image=godlovedc/lolcow:latest", "godlovedc/lolcow:latest", (("--image", "godlovedc/lolcow:latest"),), ()),
+    # The other types keep their prefix so a docker glob never matches them.
+    ("--image=id:0123abcd", "id:0123abcd", (("--image", "id:0123abcd"),), ()),
+    ("--image=custom:site-image", "custom:site-image", (("--image", "custom:site-image"),), ()),
+    ("--image=local:/srv/img", "local:/srv/img", (("--image", "local:/srv/img"),), ()),
+    # `-i x`, `-ix` and `--image x` are all the same option.
+    ("-i ubuntu:22.04 echo hi", "ubuntu:22.04", (("--image", "ubuntu:22.04"),), ("echo", "hi")),
+    ("-iubuntu:22.04 ls", "ubuntu:22.04", (("--image", "ubuntu:22.04"),), ("ls",)),
+    ("--image ubuntu ls", "ubuntu", (("--image", "ubuntu"),), ("ls",)),
+    # POSIXLY_CORRECT: reading stops at the command, so a later -V belongs to the command.
+    ("--image=ubuntu ls --volume /proc:/p", "ubuntu", (("--image", "ubuntu"),), ("ls", "--volume", "/proc:/p")),
+    # An optional value is never a separate word: /tmp here is the command.
+    (
+        "--image=ubuntu --workdir /tmp ls",
+        "ubuntu",
+        (("--image", "ubuntu"), ("--workdir", None)),
+        ("/tmp", "ls"),
+    ),
+    ("--image=ubuntu -w/tmp ls", "ubuntu", (("--image", "ubuntu"), ("--workdir", "/tmp")), ("ls",)),
+    (
+        "--image=ubuntu --entrypoint=/bin/x",
+        "ubuntu",
+        (("--image", "ubuntu"), ("--entrypoint", "/bin/x")),
+        (),
+    ),
+    ("--image=ubuntu --entry", "ubuntu", (("--image", "ubuntu"), ("--entrypoint", None)), ()),
+    # A cluster of flags can end in a value option, attached or as the next word.
+    ("-vEi ubuntu", "ubuntu", (("--verbose", None), ("--clearenv", None), ("--image", "ubuntu")), ()),
+    ("-nvi ubuntu", "ubuntu", (("-n", None), ("--verbose", None), ("--image", "ubuntu")), ()),
+    (
+        "-e A=1 --env=B=2 --env-file=/e -i ubuntu",
+        "ubuntu",
+        (("--env", "A=1"), ("--env", "B=2"), ("--env-file", "/e"), ("--image", "ubuntu")),
+        (),
+    ),
+    # A lone `-` is an operand and starts the command.
+    ("-i ubuntu - x", "ubuntu", (("--image", "ubuntu"),), ("-", "x")),
+]
+
+
+@pytest.mark.parametrize(("argv", "image", "options", "args"), READINGS)
+def test_reads_argv_the_way_getopt_long_does(
+    argv: str, image: str, options: tuple[tuple[str, str | None], ...], args: tuple[str, ...]
+) -> None:
+    """Options, image and command land where shifter's getopt_long loop puts them."""
+    invocation = shifter.parse(tuple(shlex.split(argv)))
+    assert invocation.kind == "shifter"
+    assert invocation.subcommand == ""
+    assert invocation.global_options == ()
+    assert invocation.image == image
+    assert tuple((o.name, o.value) for o in invocation.options) == options
+    assert invocation.args == args
+
+
+UNREADABLE = [
+    # No image: shifter could pick one from the environment; hostpipe does not let it.
+    ("", "missing-image"),
+    ("ls", "missing-image"),
+    ("--volume=/a:/b", "missing-image"),
+    # getopt gives `-i=x` the value `=x`; pflag users would read x.
+    ("-i=ubuntu", "ambiguous-value"),
+    ("--image==ubuntu", "ambiguous-value"),
+    ("-i =ubuntu", "ambiguous-value"),
+    ("-i ubuntu -V=/a:/b", "ambiguous-value"),
+    # getopt expands unique prefixes; hostpipe judges only options written in full.
+    ("--im=ubuntu", "abbreviated-option"),
+    ("-i x --vol /a:/b", "abbreviated-option"),
+    ("-i x --entr", "abbreviated-option"),
+    ("--privileged -i x", "unknown-option"),
+    ("-i x -Z", "unknown-option"),
+    ("-i x -W foo", "unknown-option"),
+    ("-i x ---x", "unknown-option"),
+    ("-i", "missing-value"),
+    ("--image", "missing-value"),
+    ("-i x -V", "missing-value"),
+    ("--help=yes -i x", "bad-syntax"),
+    # shifter silently uses the last --image; a reader might stop at the first.
+    ("-i a -i b", "repeated-image"),
+    # Images shifter would change before running them.
+    ("-i 'ubu ntu'", "bad-image"),
+    ("-i 'ubuntu$'", "bad-image"),
+    ("-i docker:", "bad-image"),
+    ("-i id:a/b", "bad-image"),
+    ("-i do/cker:evil", "bad-image"),
+    ("--image=", "bad-image"),
+    # Volumes shifter would reject or read differently.
+    ("-i x -V /a", "bad-volume"),
+    ("-i x -V a:/b", "bad-volume"),
+    ("-i x -V '/a b:/c'", "bad-volume"),
+    ("-i x -V /a/../b:/c", "bad-volume"),
+    ("-i x -V /a:/b:rec", "bad-volume"),
+    ("-i x -V '\"/a:/b\"'", "bad-volume"),
+    ("-i x -V ';'", "bad-volume"),
+]
+
+
+@pytest.mark.parametrize(("argv", "rule"), UNREADABLE)
+def test_refuses_argv_it_cannot_read_without_doubt(argv: str, rule: str) -> None:
+    """An argv shifter would reject, or read differently from how it looks, is refused while reading."""
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.parse(tuple(shlex.split(argv)))
+    assert refused.value.rule == rule
+
+
+# --- rules ---------------------------------------------------------------------------------------------------
+
+RULES: list[tuple[str, dict[str, Any], str | None]] = [
+    # Options that stay in the container are allowed by default.
+    ("-i ubuntu -v -E -e A=1 --env-file=/etc/env -w/work --entrypoint=/bin/sh -n", {}, None),
+    # Volumes, every spelling, several in one value and repeated.
+    ("-i ubuntu -V /proc:/host_proc", {}, "bind-outside-roots"),
+    ("-i ubuntu -V/proc:/host_proc", {}, "bind-outside-roots"),
+    ("-i ubuntu --volume=/proc:/host_proc", {}, "bind-outside-roots"),
+    ("-i ubuntu --volume /proc:/host_proc", {}, "bind-outside-roots"),
+    ("-vV /proc:/host_proc -i ubuntu", {}, "bind-outside-roots"),
+    ("-vV/proc:/host_proc -i ubuntu", {}, "bind-outside-roots"),
+    ("-i ubuntu -V '{home}/data:/d;/proc:/p'", {"bind_roots": ("~",)}, "bind-outside-roots"),
+    ("-i ubuntu -V {home}/data:/d -V /proc:/p", {"bind_roots": ("~",)}, "bind-outside-roots"),
+    ("-i ubuntu -V '{home}/data:/d:ro;;{home}/data/x:/x'", {"bind_roots": ("~",)}, None),
+    ("-i ubuntu -V /proc:/c:perNodeCache=size=1G,bs=1M", {}, "bind-outside-roots"),
+    ("-i ubuntu -V /proc:/host_proc:ro", {"bind_roots": ("/proc",)}, None),
+    # Symlinks are followed before comparing with the roots.
+    ("-i ubuntu -V {home}/link_to_etc:/e", {"bind_roots": ("~",)}, "bind-outside-roots"),
+    ("-i ubuntu -V {home}/link_to_data:/d", {"bind_roots": ("$HOME/data",)}, None),
+    # Modules: only those a site lists; `none` turns modules off and is always fine.
+    ("-i ubuntu --module=gpu", {}, "module-not-allowed"),
+    ("-i ubuntu -m gpu", {}, "module-not-allowed"),
+    ("-i ubuntu -mgpu", {}, "module-not-allowed"),
+    ("-vm gpu -i ubuntu", {}, "module-not-allowed"),
+    ("-i ubuntu -m gpu,mpich", {"modules": ("gpu",)}, "module-not-allowed"),
+    ("-i ubuntu -m none -m mpich", {"modules": ("gpu",)}, "module-not-allowed"),
+    ("-i ubuntu -m gpu,mpich", {"modules": ("gpu", "mpich")}, None),
+    ("-i ubuntu --module=none", {}, None),
+    ("-i ubuntu -m ' NONE '", {}, None),
+    # A local image is a host folder.
+    ("--image=local:/etc", {}, "image-outside-roots"),
+    ("--image=local:{home}/img", {"bind_roots": ("~",)}, None),
+    ("--image=local:img", {"bind_roots": ("~",)}, None),
+    ("--image=local:{home}/link_to_etc", {"bind_roots": ("~",)}, "image-outside-roots"),
+    # allow_options names no shifter option that widens bind roots.
+    ("-i ubuntu -V /proc:/p", {"allow_options": ("--volume",)}, "bind-outside-roots"),
+]
+
+
+@pytest.mark.parametrize(("argv", "rules", "expected"), RULES)
+def test_refuses_what_rules_forbid_in_any_spelling(
+    argv: str, rules: dict[str, Any], expected: str | None, host: TmpHost
+) -> None:
+    """Each rule refuses in every spelling of its option, and the matching relaxation lets it through."""
+    assert decide(argv, host, **rules) == expected
+
+
+def test_refusal_names_the_argument_and_the_relaxation(host: TmpHost) -> None:
+    """A refusal quotes the argument as written and tells the site which setting relaxes it."""
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.check(shifter.parse(("-vV/proc:/p", "-i", "x")), ArgumentRules(), host)
+    assert refused.value.argument == "-vV/proc:/p"
+    assert "bind_roots" in refused.value.reason
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.check(shifter.parse(("-i", "x", "-m", "gpu")), ArgumentRules(), host)
+    assert refused.value.argument == "-m gpu"
+    assert "modules" in refused.value.reason
+
+
+def test_shifter_has_no_subcommands() -> None:
+    """The policy does not ask shifter for a subcommand."""
+    assert shifter.GRAMMAR.kind == "shifter"
+    assert shifter.GRAMMAR.subcommands == ()
+
+
+# --- the lines pods write ------------------------------------------------------------------------------------
+
+ALLOWED_BY_DEFAULT = [
+    "--image=godlovedc/lolcow:latest --entrypoint",
+    "--image=docker:jlabtsai/stress:p1 --entrypoint",
+    "--image=gurjyan/ersap:v0.2 -- /ersap/run-pipeline.sh",
+]
+
+
+@pytest.mark.parametrize("argv", ALLOWED_BY_DEFAULT)
+def test_allows_plain_image_lines_by_default(argv: str, host: TmpHost) -> None:
+    """An image with an entrypoint or a command runs under the default rules."""
+    assert decide(argv, host) is None
+
+
+def test_refuses_proc_volume_until_a_site_opens_it(host: TmpHost) -> None:
+    """The process exporter's /proc volume is refused by default and allowed once /proc is a root."""
+    argv = "--image=jlabtsai/process-exporter:v1.0 -V /proc:/host_proc --entrypoint"
+    assert decide(argv, host) == "bind-outside-roots"
+    assert decide(argv, host, bind_roots=("/proc",)) is None
+
+
+# --- properties ----------------------------------------------------------------------------------------------
+
+_NAMES = [n for spec in shifter.OPTIONS for n in spec.names]
+_VALUES = st.sampled_from(
+    ["ubuntu", "docker:a/b:1", "local:/etc", "/proc:/p", "{home}/data:/d;/x:/y", "gpu,mpich", "none", "=x", ""]
+)
+_WORDS = st.one_of(
+    st.sampled_from(_NAMES),
+    st.sampled_from(["--", "-", "-vE", "-nvi", "ls", "--vol", "-i=x"]),
+    st.builds(lambda n, v: f"{n}={v}", st.sampled_from([n for n in _NAMES if n.startswith("--")]), _VALUES),
+    st.builds(lambda n, v: f"{n}{v}", st.sampled_from([n for n in _NAMES if not n.startswith("--")]), _VALUES),
+    _VALUES,
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(argv=st.lists(_WORDS, max_size=10))
+def test_no_argv_crashes_the_reader_or_the_rules(argv: list[str], host: TmpHost) -> None:
+    """Whatever the words, reading and checking either succeed or raise ArgvRefused."""
+    argv = [w.replace("{home}", host.home) for w in argv]
+    try:
+        invocation = shifter.parse(tuple(argv))
+    except ArgvRefused:
+        return
+    assert isinstance(invocation, Invocation)
+    assert invocation.image
+    for rules in (ArgumentRules(), ArgumentRules(bind_roots=("~", "/"), modules=("gpu",))):
+        with contextlib.suppress(ArgvRefused):
+            shifter.check(invocation, rules, host)
+
+
+def _spellings(spec: OptionSpec, value: str | None) -> list[list[str]]:
+    """Every way getopt_long reads one option with `value` (None: a flag, or an optional value left out)."""
+    long = [n for n in spec.names if n.startswith("--")]
+    short = [n for n in spec.names if not n.startswith("--")]
+    if value is None:
+        # Clustered behind -v (--verbose), which no rule refuses.
+        return [[n] for n in long + short] + [[f"-v{n[1]}"] for n in short]
+    out = [[f"{n}={value}"] for n in long] + [[f"{n}{value}"] for n in short]
+    out += [[f"-v{n[1]}{value}"] for n in short]
+    if not spec.optional_value:
+        out += [[n, value] for n in long + short] + [[f"-v{n[1]}", value] for n in short]
+    return out
+
+
+_OPTION_VALUES = {
+    "--volume": st.sampled_from(["/proc:/p", "{home}/data:/d", "{home}/data:/d;/etc:/e", "/srv/x:/x:ro"]),
+    "--module": st.sampled_from(["gpu", "none", "gpu,mpich", "mpich"]),
+    "--env": st.sampled_from(["A=1", "B=/proc"]),
+    "--env-file": st.just("/etc/env"),
+    "--workdir": st.sampled_from(["/w", "/proc"]),
+    "--entrypoint": st.sampled_from(["/bin/sh", "/x"]),
+}
+
+
+@st.composite
+def _options(draw: st.DrawFn) -> list[tuple[OptionSpec, str | None]]:
+    chosen = [spec for spec in shifter.OPTIONS if spec.canonical not in ("--image", "--help")]
+    specs = draw(st.lists(st.sampled_from(chosen), min_size=1, max_size=4))
+    return [(spec, draw(_OPTION_VALUES[spec.canonical]) if spec.takes_value else None) for spec in specs]
+
+
+@settings(max_examples=300, deadline=None)
+@given(options=_options(), image=st.sampled_from(["ubuntu", "docker:a/b:1", "local:/etc"]), data=st.data())
+def test_a_refusal_does_not_depend_on_spelling(
+    options: list[tuple[OptionSpec, str | None]], image: str, data: st.DataObject, host: TmpHost
+) -> None:
+    """Writing the same options another way (long/short, '=', attached, clustered) gives the same decision."""
+    canonical: list[str] = ["--image", image]
+    respelled: list[str] = data.draw(st.sampled_from([["-i", image], [f"-i{image}"], [f"--image={image}"]]))
+    for spec, written in options:
+        value = written.replace("{home}", host.home) if written is not None else None
+        canonical += [spec.canonical] if value is None else [f"{spec.canonical}={value}"]
+        respelled += data.draw(st.sampled_from(_spellings(spec, value)))
+    for rules in (ArgumentRules(), ArgumentRules(bind_roots=("~",), modules=("gpu",))):
+        assert _rule(respelled, rules, host) == _rule(canonical, rules, host)
+
+
+def _rule(argv: list[str], rules: ArgumentRules, host: TmpHost) -> str | None:
+    try:
+        shifter.check(shifter.parse(tuple(argv)), rules, host)
+    except ArgvRefused as refused:
+        return refused.rule
+    return None
+
+
+def test_option_table_holds_each_name_once() -> None:
+    """No spelling is defined twice in shifter's table."""
+    assert len(_NAMES) == len(set(_NAMES))

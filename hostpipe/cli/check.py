@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from hostpipe.cli.common import Exit, Locations, errors_as_lines, locations
+from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
 from hostpipe.core.evaluate import Evaluation, evaluate
 from hostpipe.core.grammar import Expansions
 from hostpipe.core.policy import Allowed
@@ -40,10 +40,15 @@ def _as_text(result: Evaluation) -> str:
 
 
 def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:
+    if given and file is not None:
+        fail("give LINE arguments or --file, not both", Exit.USAGE)
     if given:
         return [line.encode() for line in given]
     source = sys.stdin.buffer.read() if file is None or str(file) == "-" else file.read_bytes()
-    return [line for line in source.split(b"\n") if line.strip() and not line.lstrip().startswith(b"#")]
+    lines = [line for line in source.split(b"\n") if line.strip() and not line.lstrip().startswith(b"#")]
+    if not lines:
+        fail("no lines to check (only blank lines and comments)", Exit.USAGE)
+    return lines
 
 
 @click.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -45,6 +46,12 @@ class Job:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     logger: Any = None
+    spawning: bool = False
+    """Between taking a slot and having a process: its start is under way on a spawner thread."""
+
+
+class SpawnError(Exception):
+    """The job could not be started; the message is the record's reason."""
 
 
 def log_path_for(logs_dir: Path, job_id: int, pod: str | None) -> Path:
@@ -64,6 +71,7 @@ class Executor:
         kill_grace: float,
         cwd: str,
         clock: Callable[[], float] = time.time,
+        spawners: int = 4,
     ) -> None:
         self._store = store
         self._logs_dir = logs_dir
@@ -76,6 +84,8 @@ class Executor:
         self._running: dict[int, Job] = {}
         self._loop = asyncio.get_running_loop()
         self._accepting = True
+        self._made_dirs: set[Path] = set()
+        self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=spawners, thread_name_prefix="spawn")
         self.on_finished: list[Callable[[Job, Outcome], None]] = []
 
     # -- admission ----------------------------------------------------------------------------------------
@@ -97,6 +107,7 @@ class Executor:
     def submit(self, job: Job) -> None:
         """Take a job whose queued record is committed; start it now if a slot is free."""
         job.logger = log.bind(job=job.id, pod=job.pod)
+        job.log_path = log_path_for(self._logs_dir, job.id, job.pod)
         self._queue.append(job)
         self._start_waiting()
 
@@ -107,16 +118,29 @@ class Executor:
     # -- running --------------------------------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
-        path = log_path_for(self._logs_dir, job.id, job.pod)
+        """Take a slot and start the job's process on a spawner thread.
+
+        Starting a process blocks its caller until the child has called exec, which takes milliseconds on a busy
+        machine; on the loop's thread that would stall the pipe. The slot is taken at once, so the limit holds.
+        """
+        job.spawning = True
+        self._running[job.id] = job
+        future = self._loop.run_in_executor(self._spawner, self._spawn, job)
+        future.add_done_callback(lambda done: self._spawned(job, done))
+
+    def _spawn(self, job: Job) -> tuple[subprocess.Popen[bytes], int | None]:
+        """On a spawner thread: create the job's log, start the process, read its start time."""
+        assert job.log_path is not None
+        path = job.log_path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if path.parent not in self._made_dirs:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._made_dirs.add(path.parent)
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as error:
-            self._finish(job, Outcome(JobState.FAILED, reason=f"cannot create the job's log {path}: {error}"))
-            return
-        job.log_path = path
+            raise SpawnError(f"cannot create the job's log {path}: {error}") from error
         try:
-            job.process = subprocess.Popen(
+            process = subprocess.Popen(
                 job.allowed.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -127,19 +151,38 @@ class Executor:
                 close_fds=True,
             )
         except OSError as error:
-            self._finish(job, Outcome(JobState.FAILED, reason=f"cannot start {job.allowed.argv[0]}: {error}"))
-            return
+            raise SpawnError(f"cannot start {job.allowed.argv[0]}: {error}") from error
         finally:
             os.close(out)
+        return process, process_start_time(process.pid)
+
+    def _spawned(self, job: Job, done: asyncio.Future[tuple[subprocess.Popen[bytes], int | None]]) -> None:
+        job.spawning = False
+        error = done.exception()
+        if error is not None:
+            self._running.pop(job.id, None)
+            reason = str(error) if isinstance(error, SpawnError) else f"cannot start the job: {error!r}"
+            self._finish(job, Outcome(JobState.FAILED, reason=reason))
+            self._start_waiting()
+            return
+        job.process, pid_start = done.result()
         pid = job.process.pid
+        if job.state.terminal:
+            # Shutdown gave up on this start and recorded it; what started late must not outlive the daemon.
+            signal_group(pid, signal.SIGKILL)
+            job.process.wait()
+            return
         job.state = transition(job.state, JobState.RUNNING)
-        self._running[job.id] = job
-        self._store.started(job.id, pid=pid, pid_start=process_start_time(pid), started_at=self._clock(), log=str(path))
+        self._store.started(job.id, pid=pid, pid_start=pid_start, started_at=self._clock(), log=str(job.log_path))
         job.pidfd = os.pidfd_open(pid)
         self._loop.add_reader(job.pidfd, self._exited, job)
-        if job.allowed.timeout:
-            job.timers.append(self._loop.call_later(job.allowed.timeout, self.stop, job, StopCause.TIMEOUT))
         job.logger.info("job_started", pid=pid, argv=list(job.allowed.argv), timeout=job.allowed.timeout)
+        if job.stop_cause is not None:
+            # Stopped (cancel, shutdown) while it was being started: stop it now that it has a process.
+            cause, job.stop_cause = job.stop_cause, None
+            self.stop(job, cause)
+        elif job.allowed.timeout:
+            job.timers.append(self._loop.call_later(job.allowed.timeout, self.stop, job, StopCause.TIMEOUT))
 
     def _exited(self, job: Job) -> None:
         assert job.process is not None and job.pidfd is not None
@@ -175,6 +218,9 @@ class Executor:
 
     def stop(self, job: Job, cause: StopCause) -> None:
         """SIGTERM to the job's group now, SIGKILL after the grace. A queued job simply never starts."""
+        if job.spawning:
+            job.stop_cause = job.stop_cause or cause
+            return
         if job.state is JobState.QUEUED:
             with contextlib.suppress(ValueError):
                 self._queue.remove(job)
@@ -220,6 +266,7 @@ class Executor:
         for job in running:
             self.stop(job, StopCause.SHUTDOWN)
         if not running:
+            self._spawner.shutdown(wait=False)
             return
         waits = [asyncio.ensure_future(job.ended.wait()) for job in running]
         _, pending = await asyncio.wait(waits, timeout=self.kill_grace + grace_margin)
@@ -232,3 +279,4 @@ class Executor:
                 self._loop.remove_reader(job.pidfd)
                 os.close(job.pidfd)
             self._finish(job, Outcome(JobState.INTERRUPTED, reason="did not end after SIGKILL at shutdown"))
+        self._spawner.shutdown(wait=False)

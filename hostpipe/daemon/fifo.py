@@ -75,6 +75,7 @@ def open_pipe(path: Path, *, mode: int = 0o600, folder_mode: int = 0o700) -> Ope
         os.close(dir_fd)
     try:
         _check_fifo(fd, path)
+        _lock(fd, path)
         with contextlib.suppress(OSError):
             os.fchmod(fd, mode)
     except PipeError:
@@ -82,6 +83,14 @@ def open_pipe(path: Path, *, mode: int = 0o600, folder_mode: int = 0o700) -> Ope
         raise
     _grow(fd)
     return OpenPipe(fd, path, inherited=False)
+
+
+def _lock(fd: int, path: Path) -> None:
+    """Two readers on one FIFO would each get some of the lines; the second one is refused instead."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        raise PipeError(f"another process is already serving {path} (it holds the pipe's lock)") from error
 
 
 def _describe(name: str, dir_fd: int) -> str:

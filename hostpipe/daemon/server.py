@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import pwd
 import signal
@@ -29,7 +30,7 @@ from hostpipe.core.request import Cancel
 from hostpipe.daemon import systemd
 from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.executor import Executor, Job
-from hostpipe.daemon.fifo import OpenPipe, inherited_pipe, open_pipe
+from hostpipe.daemon.fifo import OpenPipe, PipeError, inherited_pipe, open_pipe
 from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.paths import control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
@@ -40,8 +41,9 @@ from hostpipe.daemon.store import NewJob, Store
 log = structlog.get_logger("hostpipe.server")
 
 _READ_CHUNK = 1 << 16
-_READ_BUDGET = 1 << 20
-"""Bytes read per wake-up before yielding to the loop, so a flood of lines cannot starve job bookkeeping."""
+_READ_BUDGET = 1 << 16
+"""Bytes read per wake-up before yielding to the loop, so a flood of lines cannot hold up job bookkeeping
+(exits, timeouts, spawns) for longer than one such batch takes to decide."""
 _TICK = 5.0
 
 
@@ -82,6 +84,8 @@ class Server:
         self._tasks: list[asyncio.Task[Any]] = []
         self._control: asyncio.AbstractServer | None = None
         self._watcher: Any = None
+        self._stopping = False
+        self._lock_fd: int | None = None
 
     # -- table of contents ----------------------------------------------------------------------------------
 
@@ -98,6 +102,7 @@ class Server:
         self.loaded = load_policy(self.config.policy, self.environ, required=self.config.policy_required)
         self._warn_missing_runtimes()
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_state_dir()
         self.store = Store(self.config.state_dir)
         reconcile(self.store, time.time(), grace=self.loaded.policy.kill_grace)
         policy = self.loaded.policy
@@ -130,6 +135,17 @@ class Server:
         )
         systemd.notify(f"READY=1\nSTATUS=reading {self.pipe.path}")
 
+    def _lock_state_dir(self) -> None:
+        """One daemon per state folder: a second one would repair, and so stop, the first one's running jobs."""
+        path = self.config.state_dir / "serve.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            os.close(fd)
+            raise PipeError(f"another hostpipe serve is using the state folder {self.config.state_dir}") from error
+        self._lock_fd = fd
+
     async def main_loop(self) -> None:
         reason = await self._stop
         log.info("stopping", reason=reason)
@@ -137,8 +153,10 @@ class Server:
     async def shutdown(self) -> None:
         systemd.notify("STOPPING=1")
         loop = asyncio.get_running_loop()
+        self._stopping = True
         if self.pipe is not None:
             loop.remove_reader(self.pipe.fd)
+            # Lines already in the pipe are recorded (refused: the daemon is stopping), never lost unseen.
             self._drain_pipe()
             self._flush_partial()
             self.pipe.close()
@@ -238,6 +256,13 @@ class Server:
                 reason=decision.reason,
             )
             return refused, None
+        if self._stopping:
+            stopping = NewJob(
+                result.line, JobState.REFUSED, now, result.pod, result.client_id, argv,
+                runtime=decision.runtime, image=decision.image, rule="shutting-down",
+                reason="the daemon was stopping when the line arrived; write it again once hostpipe is back",
+            )  # fmt: skip
+            return stopping, None
         if slots <= 0:
             reason = (
                 f"{self.executor.max_concurrent} jobs are running and {self.executor.max_queued} are waiting, "

@@ -160,37 +160,43 @@ class Store:
         self._conn.close()
 
     def insert(self, jobs: Sequence[NewJob]) -> list[int]:
-        """Insert a batch in one transaction and return the new ids in order."""
-        ids: list[int] = []
+        """Insert a batch in one transaction and return the new ids in order.
+
+        Only this connection writes, so the batch's ids are the consecutive ones ending at the last rowid.
+        """
+        if not jobs:
+            return []
+        rows = [
+            (
+                job.pod,
+                job.client_id,
+                job.line,
+                json.dumps(list(job.argv)) if job.argv is not None else None,
+                job.runtime,
+                job.image,
+                str(job.state),
+                job.rule,
+                job.argument,
+                job.reason,
+                job.timeout,
+                job.submitted_at,
+            )
+            for job in jobs
+        ]
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            for job in jobs:
-                cursor = conn.execute(
-                    "INSERT INTO jobs (pod, client_id, line, argv, runtime, image, state, rule, argument, reason,"
-                    " timeout, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        job.pod,
-                        job.client_id,
-                        job.line,
-                        json.dumps(list(job.argv)) if job.argv is not None else None,
-                        job.runtime,
-                        job.image,
-                        str(job.state),
-                        job.rule,
-                        job.argument,
-                        job.reason,
-                        job.timeout,
-                        job.submitted_at,
-                    ),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
+            conn.executemany(
+                "INSERT INTO jobs (pod, client_id, line, argv, runtime, image, state, rule, argument, reason,"
+                " timeout, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return ids
+        return list(range(last - len(rows) + 1, last + 1))
 
     def started(self, job_id: int, *, pid: int, pid_start: int | None, started_at: float, log: str) -> None:
         self._conn.execute(

@@ -329,3 +329,18 @@ def test_invalid_policy_stops_serve_naming_file_field_and_reason(make_daemon):
     assert str(daemon.policy) in message
     assert "max_concurrent" in message and "runtimes.docker.images" in message
     assert not daemon.pipe.exists()
+
+
+def test_a_second_daemon_on_the_same_pipe_or_state_is_refused(make_daemon, tmp_path):
+    """Two readers would split the lines and two daemons one state: the second start says so and exits 3."""
+    first: Daemon = make_daemon()
+    same_pipe = Daemon(first.pipe, tmp_path / "other-state", first.policy, first.env, stderr_path=tmp_path / "2.log")
+    with pytest.raises(AssertionError, match="already serving"):
+        same_pipe.start()
+    same_state = Daemon(
+        tmp_path / "p2" / "vk-cmd", first.state_dir, first.policy, first.env, stderr_path=tmp_path / "3.log"
+    )
+    with pytest.raises(AssertionError, match="using the state folder"):
+        same_state.start()
+    first.write("docker run test/x\n")
+    assert first.wait_records(1)[0]["state"] == "succeeded"

@@ -117,6 +117,8 @@ def _strip_end(text: str) -> str:
 def _join_continuations(text: str) -> str:
     """The text with every backslash-newline removed where a shell removes it: before splitting into words,
     outside single quotes and comments, so that `$\\<newline>HOME` is still $HOME."""
+    if "\\\n" not in text:
+        return text  # only a backslash right before a newline is ever removed
     out: list[str] = []
     quote = ""
     at_word_start = True
@@ -155,6 +157,14 @@ _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?=)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SPECIAL_PARAMETERS = frozenset("0123456789@*#?-$")
 _SEQUENCE = re.compile(r"x+\.\.x+(?:\.\.x+)?")
+# A run of characters that stand for themselves in every word: no blank, operator, quote, escape, expansion,
+# pattern or brace. A word made only of these is its own value, and most words are.
+_PLAIN_RUN = re.compile(r"[^ \t\n;&|<>()\\'\"$`*?\[~{}]*")
+_RAW_WORD = re.compile(r"[^ \t\n;&|<>()]*")
+# A line without any of these (and so without a backslash to join lines with) is plain words between blanks:
+# nothing in it is quoted, expanded, a pattern, an operator or a comment.
+_NOT_PLAIN_LINE = re.compile(r"[\n;&|<>()\\'\"$`*?\[~{}#]")
+_BLANK_RUN = re.compile(r"[ \t]+")
 _RESERVED_WORDS = frozenset(
     [
         "!",
@@ -189,6 +199,13 @@ _IN_CONTAINER = "run it inside the container instead (for example sh -c '...' as
 
 
 def _parse_plain(text: str, lead: int, expansions: Expansions, fields: _Fields) -> Submit:
+    if _NOT_PLAIN_LINE.search(text) is None:
+        # Most lines are plain words; read them in one step unless the first word is one the shell acts on.
+        # (A joined continuation can leave blanks at the start, and the split an empty first word: read on.)
+        plain = _BLANK_RUN.split(text)
+        first = plain[0]
+        if first and first not in _RESERVED_WORDS and first != "export" and _ASSIGNMENT.match(first) is None:
+            return Submit(argv=tuple(plain), pod=fields.pod, id=fields.client_id, timeout=fields.timeout)
     words = _Words(text, lead, expansions)
     argv: list[str] = []
     seen: set[str] = set()
@@ -288,10 +305,9 @@ class _Words:
 
     def raw_word(self) -> str:
         """The next word as written, up to the next blank or operator (quotes are not read)."""
-        end = self.pos
-        while end < len(self.text) and self.text[end] not in _WORD_END:
-            end += 1
-        return self.text[self.pos : end]
+        match = _RAW_WORD.match(self.text, self.pos)
+        assert match is not None  # the pattern matches the empty string
+        return match.group()
 
     def word(self, *, assignment: bool) -> str:
         """The next word with its quotes removed and ~, $HOME, $USER expanded.
@@ -299,6 +315,14 @@ class _Words:
         An assignment's value is neither globbed nor brace-expanded by a shell, so those checks skip it.
         """
         text, start = self.text, self.pos
+        plain = _PLAIN_RUN.match(text, start)
+        assert plain is not None  # the pattern matches the empty string
+        end = plain.end()
+        if end == len(text) or text[end] in _WORD_END:
+            # Nothing in the word is quoted, escaped, expanded or a pattern, and without `{` there is no
+            # brace expansion: the word is its own value.
+            self.pos = end
+            return plain.group()
         out: list[str] = []
         # Brace expansion reads only unquoted `{ } , .`; every other character becomes "x", quoted ones "q".
         shape: list[str] = []
@@ -359,10 +383,9 @@ class _Words:
         return "".join(out)
 
     def _raw_from(self, start: int) -> str:
-        end = self.pos
-        while end < len(self.text) and self.text[end] not in _WORD_END:
-            end += 1
-        return self.text[start:end]
+        match = _RAW_WORD.match(self.text, self.pos)
+        assert match is not None  # the pattern matches the empty string
+        return self.text[start : match.end()]
 
     def _tilde(self, out: list[str]) -> None:
         text, after = self.text, self.pos + 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hostpipe.core.containers import ContainerHandle, container_handle
 from hostpipe.core.durations import parse_duration
 from hostpipe.core.request import Submit
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host
@@ -122,6 +123,8 @@ class Allowed:
     timeout: float | None
     image: str | None
     note: str | None = None
+    container: ContainerHandle | None = None
+    """How to reach a docker or podman job's container when the job is stopped."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,9 @@ def decide(request: Submit, loaded: LoadedPolicy, host: Host, daemon_env: Mappin
             invocation.subcommand or program,
         )
     image = invocation.image
-    if image is not None and not any(fnmatch.fnmatchcase(image, pattern) for pattern in runtime.images):
+    # "*" matches every image; most policies allow any image, so that is checked before any pattern is run.
+    images = runtime.images
+    if image is not None and "*" not in images and not any(fnmatch.fnmatchcase(image, p) for p in images):
         return Refused(
             "image",
             f"image {image!r} is not allowed for {name} (allowed: {', '.join(runtime.images)})",
@@ -212,4 +217,5 @@ def decide(request: Submit, loaded: LoadedPolicy, host: Host, daemon_env: Mappin
         timeout=timeout,
         image=image,
         note=note,
+        container=container_handle(runtime.kind, invocation, request.argv),
     )

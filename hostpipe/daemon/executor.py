@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from hostpipe.core.containers import stop_command, with_cidfile
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
 from hostpipe.core.policy import Allowed
 from hostpipe.daemon.procs import process_start_time, signal_group
@@ -47,6 +48,9 @@ class Job:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     logger: Any = None
     spawning: bool = False
+    cidfile: Path | None = None
+    """Where the CLI writes the container's id, for `RUNTIME stop` (docker and podman run jobs)."""
+    added_cidfile: bool = False
     """Between taking a slot and having a process: its start is under way on a spawner thread."""
 
 
@@ -139,9 +143,17 @@ class Executor:
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as error:
             raise SpawnError(f"cannot create the job's log {path}: {error}") from error
+        argv = job.allowed.argv
+        handle = job.allowed.container
+        if handle is not None and handle.insert_at is not None:
+            job.cidfile, job.added_cidfile = self._logs_dir.parent / "cid" / f"{job.id}.cid", True
+            job.cidfile.parent.mkdir(exist_ok=True, mode=0o700)
+            argv = with_cidfile(argv, handle, str(job.cidfile))
+        elif handle is not None and handle.cidfile is not None:
+            job.cidfile = Path(self._cwd, handle.cidfile)
         try:
             process = subprocess.Popen(
-                job.allowed.argv,
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -192,6 +204,9 @@ class Executor:
         # The leader is a zombie: its pid still holds the group, so this reaches only what it left behind.
         signal_group(job.process.pid, signal.SIGKILL)
         returncode = job.process.wait()
+        if job.added_cidfile and job.cidfile is not None:
+            with contextlib.suppress(OSError):
+                job.cidfile.unlink()
         detail = f" after {job.allowed.timeout:g}s" if job.stop_cause is StopCause.TIMEOUT else ""
         self._running.pop(job.id, None)
         self._finish(job, outcome_of_exit(returncode, job.stop_cause, detail=detail))
@@ -231,6 +246,8 @@ class Executor:
             return
         job.stop_cause = cause
         job.logger.info("job_stopping", cause=str(cause), grace=self.kill_grace)
+        if job.allowed.container is not None:
+            self._loop.run_in_executor(self._spawner, self._stop_container, job, self.kill_grace)
         signal_group(job.process.pid, signal.SIGTERM)
         job.timers.append(self._loop.call_later(self.kill_grace, self._kill, job))
 
@@ -238,6 +255,41 @@ class Executor:
         if job.process is not None and job.state is JobState.RUNNING:
             job.logger.warning("job_killed", after=self.kill_grace)
             signal_group(job.process.pid, signal.SIGKILL)
+
+    def _stop_container(self, job: Job, grace: float) -> None:
+        """On a spawner thread: `RUNTIME stop` the job's container, which its CLI's signals may not reach."""
+        handle = job.allowed.container
+        assert handle is not None
+        container = handle.name
+        if container is None and job.cidfile is not None:
+            try:
+                container = job.cidfile.read_text().strip() or None
+            except OSError:
+                container = None
+        if container is None:
+            job.logger.info("container_not_created", note="stopping the CLI stops the container's start")
+            return
+        command = stop_command(job.allowed.argv[0], grace, container)
+        try:
+            result = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env=dict(job.allowed.env),
+                cwd=self._cwd,
+                timeout=grace + 30,
+                start_new_session=True,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            job.logger.warning("container_stop_failed", container=container, error=str(error))
+            return
+        job.logger.info(
+            "container_stopped",
+            container=container,
+            exit_code=result.returncode,
+            stderr=result.stderr.decode(errors="replace").strip()[-500:] or None,
+        )
 
     def kill_now(self, job: Job) -> None:
         """SIGKILL without waiting for the grace (a second stop signal to the daemon)."""

@@ -194,6 +194,7 @@ _FLAGS = frozenset(name for spec in (*GLOBAL_OPTIONS, *RUN_OPTIONS) if not spec.
 _DEVICES = frozenset({"--nv", "--nvccli", "--rocm", "--intel-hpu", "--device"})
 _BIND_OPTIONS = frozenset({"--bind", "--mount", "--home", "--overlay", "--containlibs", "--workdir"})
 _PATH_OPTIONS = frozenset({"--env-file", "--apply-cgroups", "--authfile", "--pem-path", "--tmpdir"})
+_HOST_PATH_OPTIONS = _BIND_OPTIONS | _PATH_OPTIONS
 
 _REMOTE_TRANSPORTS = frozenset({"docker", "library", "oras", "shub", "http", "https", "ipfs"})
 _ARCHIVE_TRANSPORTS = frozenset({"docker-archive", "oci-archive", "oci"})
@@ -367,16 +368,18 @@ def _check_image_syntax(image: str, kind: str) -> None:
         raise ArgvRefused("bad-image", image, f"{kind} does not run images from {transport}: sources")
 
 
+_GLOBAL_FLAGS = tuple(name for spec in GLOBAL_OPTIONS if not spec.takes_value for name in spec.names)
+_GLOBAL_LONG_FLAGS = frozenset(name[2:] for name in _GLOBAL_FLAGS if name.startswith("--"))
+_GLOBAL_SHORT_FLAGS = frozenset(name[1] for name in _GLOBAL_FLAGS if not name.startswith("--"))
+
+
 def _cobra_subcommand_at(words: tuple[str, ...]) -> int:
     """Where cobra's Traverse looks for the subcommand among the root command's words."""
-    flags = [name for spec in GLOBAL_OPTIONS if not spec.takes_value for name in spec.names]
-    long_flags = {name[2:] for name in flags if name.startswith("--")}
-    short_flags = {name[1] for name in flags if not name.startswith("--")}
     value_next = False
     for at, word in enumerate(words):
         if word.startswith("--") and "=" not in word:
-            value_next = word[2:] not in long_flags
-        elif word.startswith("-") and "=" not in word and len(word) == 2 and word[1] not in short_flags:
+            value_next = word[2:] not in _GLOBAL_LONG_FLAGS
+        elif word.startswith("-") and "=" not in word and len(word) == 2 and word[1] not in _GLOBAL_SHORT_FLAGS:
             value_next = True
         elif value_next:
             value_next = False
@@ -414,7 +417,7 @@ def _parse(words: tuple[str, ...], kind: str) -> Invocation:
     image = positionals[0]
     _check_image_syntax(image, kind)
     for option in options:
-        if option.name in _BIND_OPTIONS | _PATH_OPTIONS:
+        if option.name in _HOST_PATH_OPTIONS:
             _host_paths(option)
     return Invocation(
         kind=kind,
@@ -514,7 +517,7 @@ def _check_host_paths(option: Option, ctx: _Context) -> None:
 
 
 def _check_option(option: Option, ctx: _Context) -> None:
-    if option.name in _BIND_OPTIONS | _PATH_OPTIONS:
+    if option.name in _HOST_PATH_OPTIONS:
         _check_host_paths(option, ctx)
         return
     if (option.name in _FLAGS and option.value == "false") or ctx.relaxed(option):

@@ -18,6 +18,7 @@ import shlex
 from collections.abc import Sequence
 
 from hostpipe.core.runtimes.base import ArgvRefused, Option, OptionSpec
+from hostpipe.core.runtimes.tables import by_identity
 
 
 def _index(table: Sequence[OptionSpec]) -> tuple[dict[str, OptionSpec], dict[str, OptionSpec]]:
@@ -34,8 +35,11 @@ def _index(table: Sequence[OptionSpec]) -> tuple[dict[str, OptionSpec], dict[str
     return long, short
 
 
+_index_of = by_identity(_index)
+
+
 def _option(spec: OptionSpec, value: str | None, written: Sequence[str], command: str) -> Option:
-    spelling = shlex.join(written)
+    spelling = " ".join(map(shlex.quote, written))  # shlex.join, without its generator
     if value is not None and value.startswith("="):
         raise ArgvRefused(
             "ambiguous-value",
@@ -46,7 +50,10 @@ def _option(spec: OptionSpec, value: str | None, written: Sequence[str], command
     return Option(spec.canonical, value, spelling)
 
 
-def _read_long(word: str, rest: list[str], long: dict[str, OptionSpec], command: str) -> tuple[Option, list[str]]:
+def _read_long(
+    word: str, words: Sequence[str], at: int, long: dict[str, OptionSpec], command: str
+) -> tuple[Option, int]:
+    """The option in `word`, and where reading goes on in `words` (after its value word, if it took one)."""
     name, eq, inline = word[2:].partition("=")
     spec = long.get(name)
     if spec is None:
@@ -71,18 +78,18 @@ def _read_long(word: str, rest: list[str], long: dict[str, OptionSpec], command:
                 word,
                 f"{spec.canonical} of {command} takes no value; {command} would stop with a usage error",
             )
-        return _option(spec, inline, [word], command), rest
+        return _option(spec, inline, (word,), command), at
     if not spec.takes_value or spec.optional_value:
-        return _option(spec, None, [word], command), rest
-    if not rest:
+        return _option(spec, None, (word,), command), at
+    if at >= len(words):
         raise ArgvRefused("missing-value", word, f"{spec.canonical} of {command} needs a value and none follows it")
-    return _option(spec, rest[0], [word, rest[0]], command), rest[1:]
+    return _option(spec, words[at], (word, words[at]), command), at + 1
 
 
 def _read_short(
-    word: str, rest: list[str], short: dict[str, OptionSpec], command: str
-) -> tuple[list[Option], list[str]]:
-    found: list[Option] = []
+    word: str, words: Sequence[str], at: int, short: dict[str, OptionSpec], command: str, found: list[Option]
+) -> int:
+    """Adds the options in the cluster `word` to `found`; returns where reading goes on in `words`."""
     letters = word[1:]
     while letters:
         letter, after = letters[0], letters[1:]
@@ -95,20 +102,20 @@ def _read_short(
                 f"{shown} is not a known option of {command}; hostpipe refuses options it cannot read",
             )
         if not spec.takes_value:
-            found.append(_option(spec, None, [word], command))
+            found.append(_option(spec, None, (word,), command))
             letters = after
             continue
         if after:
-            found.append(_option(spec, after, [word], command))
-            return found, rest
+            found.append(_option(spec, after, (word,), command))
+            return at
         if spec.optional_value:
-            found.append(_option(spec, None, [word], command))
-            return found, rest
-        if not rest:
+            found.append(_option(spec, None, (word,), command))
+            return at
+        if at >= len(words):
             raise ArgvRefused("missing-value", word, f"{spec.canonical} of {command} needs a value and none follows it")
-        found.append(_option(spec, rest[0], [word, rest[0]], command))
-        return found, rest[1:]
-    return found, rest
+        found.append(_option(spec, words[at], (word, words[at]), command))
+        return at + 1
+    return at
 
 
 def read_options(
@@ -120,20 +127,19 @@ def read_options(
     returned). An option with an optional value written without one has value None, and a flag has value
     None. Raises ArgvRefused for anything getopt_long would reject or that this reader will not guess at.
     """
-    long, short = _index(table)
+    long, short = _index_of(table)
     options: list[Option] = []
-    rest = list(words)
-    while rest:
-        word = rest[0]
+    at, end = 0, len(words)
+    while at < end:
+        word = words[at]
         if word == "--":
-            return tuple(options), tuple(rest[1:])
+            return tuple(options), tuple(words[at + 1 :])
         if len(word) < 2 or word[0] != "-":
-            return tuple(options), tuple(rest)
-        rest = rest[1:]
+            return tuple(options), tuple(words[at:])
+        at += 1
         if word[1] == "-":
-            option, rest = _read_long(word, rest, long, command)
+            option, at = _read_long(word, words, at, long, command)
             options.append(option)
         else:
-            found, rest = _read_short(word, rest, short, command)
-            options.extend(found)
+            at = _read_short(word, words, at, short, command, options)
     return tuple(options), ()

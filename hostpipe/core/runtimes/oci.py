@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host, Invocation, OptionSpec
 from hostpipe.core.runtimes.oci_checks import Judge, Rule
 from hostpipe.core.runtimes.pflag import read_flags
+from hostpipe.core.runtimes.tables import by_identity
 
 SUBCOMMANDS = ("run",)
 
@@ -51,6 +52,17 @@ class Dialect:
     """The rule for each option, by canonical name."""
 
 
+def _bare(table: tuple[OptionSpec, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The long and short names in `table` that Traverse reads without a value word after them."""
+    bare_long = {n[2:] for s in table for n in s.names if n.startswith("--") and not s.takes_value}
+    bare_long |= {n[2:] for s in table for n in s.names if n.startswith("--") and s.optional_value}
+    bare_short = {n[1] for s in table for n in s.names if len(n) == 2 and (not s.takes_value or s.optional_value)}
+    return frozenset(bare_long), frozenset(bare_short)
+
+
+_bare_names = by_identity(_bare)
+
+
 def _traverse_split(words: Sequence[str], table: Sequence[OptionSpec]) -> int:
     """The index of the word cobra's Traverse takes for the subcommand (len(words) if none).
 
@@ -58,9 +70,7 @@ def _traverse_split(words: Sequence[str], table: Sequence[OptionSpec]) -> int:
     NoOptDefVal, which every boolean has), `-x` likewise, and any other word that looks like an option
     (including a word whose second character is `-`) as a whole option.
     """
-    bare_long = {n[2:] for s in table for n in s.names if n.startswith("--") and not s.takes_value}
-    bare_long |= {n[2:] for s in table for n in s.names if n.startswith("--") and s.optional_value}
-    bare_short = {n[1] for s in table for n in s.names if len(n) == 2 and (not s.takes_value or s.optional_value)}
+    bare_long, bare_short = _bare_names(table)
     in_value = False
     for index, word in enumerate(words):
         if word.startswith("--") and "=" not in word:

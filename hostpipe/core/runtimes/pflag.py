@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from hostpipe.core.runtimes.base import ArgvRefused, Option, OptionSpec
+from hostpipe.core.runtimes.tables import by_identity
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -50,6 +51,9 @@ def _index(table: tuple[OptionSpec, ...]) -> _Index:
     return _Index(long, short)
 
 
+_index_of = by_identity(_index)
+
+
 def parse_bool(text: str) -> bool | None:
     """The boolean Go's strconv.ParseBool reads from `text`, or None where it reports an error."""
     if text in _TRUE:
@@ -60,7 +64,7 @@ def parse_bool(text: str) -> bool | None:
 
 
 def _spelling(words: Sequence[str]) -> str:
-    return shlex.join(words)
+    return " ".join(map(shlex.quote, words))  # shlex.join, without its generator
 
 
 def _unknown(shown: str, argument: str, command: str) -> ArgvRefused:
@@ -92,7 +96,8 @@ def _missing(spec: OptionSpec, argument: str, command: str) -> ArgvRefused:
     return ArgvRefused("missing-value", argument, f"{spec.canonical} of {command} needs a value and none follows it")
 
 
-def _read_long(word: str, rest: list[str], index: _Index, command: str) -> tuple[Option, list[str]]:
+def _read_long(word: str, words: Sequence[str], at: int, index: _Index, command: str) -> tuple[Option, int]:
+    """The option in `word`, and where reading goes on in `words` (after its value word, if it took one)."""
     body = word[2:]
     if not body or body[0] in "-=":
         raise ArgvRefused("bad-syntax", word, f"{word!r} is not an option {command} can read")
@@ -101,21 +106,22 @@ def _read_long(word: str, rest: list[str], index: _Index, command: str) -> tuple
     if spec is None:
         raise _unknown(f"--{name}", word, command)
     if eq:
-        return _make(spec, inline, [word], command), rest
+        return _make(spec, inline, (word,), command), at
     if not spec.takes_value:
-        return _make(spec, None, [word], command), rest
+        return _make(spec, None, (word,), command), at
     if spec.optional_value:
-        return Option(spec.canonical, None, _spelling([word])), rest
-    if not rest:
+        return Option(spec.canonical, None, _spelling((word,))), at
+    if at >= len(words):
         raise _missing(spec, word, command)
-    return _make(spec, rest[0], [word, rest[0]], command), rest[1:]
+    value = words[at]
+    return _make(spec, value, (word, value), command), at + 1
 
 
-def _read_short(word: str, rest: list[str], index: _Index, command: str) -> tuple[list[Option], list[str]]:
+def _read_short(word: str, words: Sequence[str], at: int, index: _Index, command: str, found: list[Option]) -> int:
+    """Adds the options in the cluster `word` to `found`; returns where reading goes on in `words`."""
     letters = word[1:]
     if letters.startswith("test."):
         raise ArgvRefused("bad-syntax", word, f"{word!r} is a word {command} silently ignores; hostpipe refuses it")
-    found: list[Option] = []
     while letters:
         letter, after = letters[0], letters[1:]
         spec = index.short.get(letter)
@@ -123,24 +129,25 @@ def _read_short(word: str, rest: list[str], index: _Index, command: str) -> tupl
             shown = f"-{letter}" if len(word) == 2 else f"-{letter} (in {word})"
             raise _unknown(shown, word, command)
         if len(letters) > 2 and letters[1] == "=":
-            found.append(_make(spec, letters[2:], [word], command))
-            return found, rest
+            found.append(_make(spec, letters[2:], (word,), command))
+            return at
         if not spec.takes_value:
-            found.append(_make(spec, None, [word], command))
+            found.append(_make(spec, None, (word,), command))
             letters = after
             continue
         if spec.optional_value:
-            found.append(Option(spec.canonical, None, _spelling([word])))
+            found.append(Option(spec.canonical, None, _spelling((word,))))
             letters = after
             continue
         if after:
-            found.append(_make(spec, after, [word], command))
-            return found, rest
-        if not rest:
+            found.append(_make(spec, after, (word,), command))
+            return at
+        if at >= len(words):
             raise _missing(spec, word, command)
-        found.append(_make(spec, rest[0], [word, rest[0]], command))
-        return found, rest[1:]
-    return found, rest
+        value = words[at]
+        found.append(_make(spec, value, (word, value), command))
+        return at + 1
+    return at
 
 
 def read_flags(
@@ -158,25 +165,25 @@ def read_flags(
     option with an optional value written without one has value None. `command` names the command in
     refusals. Raises ArgvRefused for anything pflag would reject or read in a surprising way.
     """
-    index = _index(tuple(table))
+    index = _index_of(table)
     options: list[Option] = []
     positionals: list[str] = []
-    rest = list(words)
-    while rest:
-        word, rest = rest[0], rest[1:]
+    at, end = 0, len(words)
+    while at < end:
+        word = words[at]
+        at += 1
         if len(word) < 2 or word[0] != "-":
             positionals.append(word)
             if not interspersed:
-                positionals.extend(rest)
+                positionals.extend(words[at:])
                 break
             continue
         if word == "--":
-            positionals.extend(rest)
+            positionals.extend(words[at:])
             break
         if word[1] == "-":
-            option, rest = _read_long(word, rest, index, command)
+            option, at = _read_long(word, words, at, index, command)
             options.append(option)
         else:
-            found, rest = _read_short(word, rest, index, command)
-            options.extend(found)
+            at = _read_short(word, words, at, index, command, options)
     return tuple(options), tuple(positionals)

@@ -1,0 +1,1 @@
+"""End-to-end tests: hostpipe driving a real podman and the real docker CLI."""

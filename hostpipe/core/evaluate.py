@@ -36,5 +36,7 @@ def evaluate(
     try:
         submit = parse_line(data, expansions)
     except LineRefused as refused:
-        return Evaluation(text, Refused(refused.rule, refused.reason), None, refused.pod, refused.client_id)
+        return Evaluation(
+            text, Refused(refused.rule, refused.reason, refused.argument), None, refused.pod, refused.client_id
+        )
     return Evaluation(text, decide(submit, loaded, host, environ), submit, submit.pod, submit.id)

@@ -52,10 +52,12 @@ class Expansions:
 class _Refuse(Exception):
     """Raised inside the grammar; `parse_line` adds the pod and id read so far and raises LineRefused."""
 
-    def __init__(self, rule: str, reason: str) -> None:
+    def __init__(self, rule: str, reason: str, argument: str | None = None) -> None:
         super().__init__(rule, reason)
         self.rule = rule
         self.reason = reason
+        self.argument = argument
+        """The text in the line that broke the rule, as written, where there is one."""
 
 
 @dataclass
@@ -102,7 +104,9 @@ def parse_line(raw: bytes, expansions: Expansions) -> Submit:
             _refuse_json_array(text)
         return _parse_plain(_join_continuations(text), lead, expansions, fields)
     except _Refuse as refusal:
-        raise LineRefused(refusal.rule, refusal.reason, pod=fields.pod, client_id=fields.client_id) from None
+        raise LineRefused(
+            refusal.rule, refusal.reason, pod=fields.pod, client_id=fields.client_id, argument=refusal.argument
+        ) from None
 
 
 def _strip_end(text: str) -> str:
@@ -215,7 +219,7 @@ def _parse_plain(text: str, lead: int, expansions: Expansions, fields: _Fields) 
             if assignment is not None:
                 name, operator = assignment.groups()
                 if name not in RESERVED_FIELDS:
-                    raise _Refuse("env-assignment", _env_assignment_reason(name))
+                    raise _Refuse("env-assignment", _env_assignment_reason(name), name)
                 if operator == "+=":
                     raise _Refuse("shell-syntax", f"{name}+= appends to a shell variable; write {name}=VALUE instead.")
                 if name in seen:
@@ -236,6 +240,7 @@ def _parse_plain(text: str, lead: int, expansions: Expansions, fields: _Fields) 
             raise _Refuse(
                 "env-assignment",
                 f"export sets a shell's environment and hostpipe runs no shell; {_ENV_ADVICE}.",
+                "export",
             )
         argv.append(word)
     if not argv:
@@ -454,7 +459,7 @@ class _Words:
                 self.pos = close + 1
                 return
             written = text[at : close + 1] if close >= 0 else text[at:]
-            raise _Refuse("expansion", _expansion_reason(written))
+            raise _Refuse("expansion", _expansion_reason(written), written)
         if following and _NAME.match(following):
             name_match = _NAME.match(text, at + 1)
             assert name_match is not None
@@ -463,7 +468,7 @@ class _Words:
                 out.append(allowed[name])
                 self.pos = name_match.end()
                 return
-            raise _Refuse("expansion", _expansion_reason("$" + name))
+            raise _Refuse("expansion", _expansion_reason("$" + name), "$" + name)
         if following == "!":
             raise _Refuse(
                 "expansion",
@@ -471,7 +476,7 @@ class _Words:
                 "already runs in the background, and its pid is in the job record (hostpipe ps --json).",
             )
         if following and following in _SPECIAL_PARAMETERS:
-            raise _Refuse("expansion", _expansion_reason("$" + following))
+            raise _Refuse("expansion", _expansion_reason("$" + following), "$" + following)
         if following in ("'", '"') and not quoted:
             raise _Refuse(
                 "shell-syntax",
@@ -491,12 +496,14 @@ class _Words:
                 "command-list",
                 f"'{written}' joins commands into a list, and one line is one command; write each command as "
                 "its own line.",
+                written,
             )
         if pair in ("<(", ">("):
             return _Refuse(
                 "command-substitution",
                 f"{pair}...) is process substitution, which needs a shell, and hostpipe runs no shell; "
                 f"{_IN_CONTAINER}.",
+                pair,
             )
         if char in "<>" or pair == "&>":
             written = _redirection(text, at)
@@ -504,23 +511,27 @@ class _Words:
                 "redirection",
                 f"'{written}' redirects the command's input or output, and each job's output is kept in its "
                 "own log (hostpipe logs JOB) with its input from /dev/null; drop the redirection.",
+                written,
             )
         if char == "&":
             return _Refuse(
                 "background",
                 "'&' runs a command in the background, and every job already runs in the background in its "
                 "own session; drop the '&' (pid, state and exit status are in the job record: hostpipe ps).",
+                char,
             )
         if char == "|":
             return _Refuse(
                 "pipeline",
                 "'|' builds a pipeline and hostpipe runs no shell; run the pipeline inside the container "
                 "instead (for example sh -c 'a | b' as the container's command).",
+                char,
             )
         return _Refuse(
             "subshell",
             f"'{char}' starts or ends a subshell, and every job already runs in its own session and process "
             "group; drop the parentheses (and any setsid or nohup).",
+            char,
         )
 
     def _unterminated(self, quote: str, opening: int | None = None) -> _Refuse:
@@ -544,6 +555,7 @@ def _backtick() -> _Refuse:
         "command-substitution",
         f"Backquotes run a command in a shell and hostpipe runs no shell; {_IN_CONTAINER}, or quote the text "
         "with single quotes if it is meant literally.",
+        "`",
     )
 
 

@@ -68,6 +68,8 @@ class LineRefused(Exception):
     pod: str | None = None
     """The pod, when the line named one before it broke a rule, so that the refusal is filed under it."""
     client_id: str | None = None
+    argument: str | None = None
+    """The text in the line that broke the rule (an operator, an expansion), where there is one."""
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.reason}"

@@ -35,7 +35,6 @@ from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.paths import control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reconcile import reconcile
-from hostpipe.daemon.reload import PolicyWatcher
 from hostpipe.daemon.store import NewJob, Store
 
 log = structlog.get_logger("hostpipe.server")
@@ -118,7 +117,6 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload_policy, "SIGHUP")
-        self._start_watcher()
         self.pipe = inherited_pipe(self.config.pipe) or open_pipe(
             self.config.pipe, mode=self.config.pipe_mode, folder_mode=self.config.folder_mode
         )
@@ -134,6 +132,8 @@ class Server:
             pid=os.getpid(),
         )
         systemd.notify(f"READY=1\nSTATUS=reading {self.pipe.path}")
+        # Watching the policy file is not needed to read the pipe; it starts once the daemon is ready.
+        self._start_watcher()
 
     def _lock_state_dir(self) -> None:
         """One daemon per state folder: a second one would repair, and so stop, the first one's running jobs."""
@@ -352,6 +352,8 @@ class Server:
     def _start_watcher(self) -> None:
         if self.config.policy is None:
             return
+        from hostpipe.daemon.reload import PolicyWatcher  # noqa: PLC0415 - imported after ready, see startup
+
         loop = asyncio.get_running_loop()
         self._watcher = PolicyWatcher(
             self.config.policy, lambda: loop.call_soon_threadsafe(self.reload_policy, "file changed")

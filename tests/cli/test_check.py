@@ -138,32 +138,32 @@ SAMPLES: tuple[Sample, ...] = (
         ALLOWED,
     ),
     # Shell-chained lines: the grammar refuses them before any policy is consulted.
-    Sample("docker run ubuntu ls > ~/out.txt", refused("redirection"), EVERY, refused("redirection")),
+    Sample("docker run ubuntu ls > ~/out.txt", refused("redirection", ">"), EVERY, refused("redirection", ">")),
     Sample(
         "apptainer exec lolcow_latest.sif cowsay moo > $HOME/out.txt && ls -l $HOME/out.txt",
-        refused("redirection"),
+        refused("redirection", ">"),
         EVERY,
-        refused("redirection"),
+        refused("redirection", ">"),
     ),
     Sample(
         "(setsid shifter --image=docker:jlabtsai/stress:p64 --entrypoint& echo $! > ~/pid.out)",
-        refused("subshell"),
+        refused("subshell", "("),
         EVERY,
-        refused("subshell"),
+        refused("subshell", "("),
     ),
     Sample(
         "(setsid shifter --image=docker:gurjyan/ersap:v0.4 -- /bin/bash /ersap/run-pipeline-8.sh & "
         "echo $! > $HOME/sid.out) && (ssh -NfR 2221:localhost:2221 jiriaf2301)",
-        refused("subshell"),
+        refused("subshell", "("),
         EVERY,
-        refused("subshell"),
+        refused("subshell", "("),
     ),
     Sample(
         "export PROCESS_EXPORTER_PORT=1912 && setsid shifter --image=jlabtsai/process-exporter:v1.0 "
         "-V /proc:/host_proc --entrypoint &",
-        refused("env-assignment"),
+        refused("env-assignment", "export"),
         EVERY,
-        refused("env-assignment"),
+        refused("env-assignment", "export"),
     ),
     Sample("ls -l .", refused("program", "ls"), EVERY, refused("program", "ls")),
 )
@@ -408,7 +408,7 @@ def test_json_shape_of_allowed_and_refused_entries_is_pinned(env):
     )
     assert "/etc" in argv_refused["reason"] and "bind_roots" in argv_refused["reason"]
     assert (line_refused["pod"], line_refused["rule"]) == ("jiriaf/y", "command-list")
-    assert line_refused["argument"] is None
+    assert line_refused["argument"] == "&&"
 
 
 # --- which policy ------------------------------------------------------------------------------------------

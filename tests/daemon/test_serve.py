@@ -173,6 +173,11 @@ def test_logs_are_grouped_by_pod(make_daemon):
     daemon.write("HOSTPIPE_POD=ns1/pod-a docker run test/x echo second\n")
     records = daemon.wait_records(2)
     assert all(Path(r["log"]).parent == daemon.state_dir / "logs" / "ns1" / "pod-a" for r in records)
+    # Every log line about a job says whose it is.
+    about_jobs = [e for e in daemon.events() if e["event"] in ("job_started", "job_finished")]
+    assert sorted((e["job"], e["pod"]) for e in about_jobs) == sorted(
+        (r["id"], "ns1/pod-a") for r in records for _ in range(2)
+    )
     out = daemon.run("logs", "--pod", "ns1/pod-a", check=True).stdout
     assert out.index("first") < out.index("second")
 

@@ -87,6 +87,10 @@ class ArgumentRules(BaseModel):
 
     bind_roots: tuple[str, ...] = ()
     """Host folders under which binds, volumes and local images may lie. `~` means the daemon user's home."""
+    read_only_roots: tuple[str, ...] = ()
+    """Host folders under which binds are allowed only read-only (`-v SRC:DST:ro`, `--mount ...,readonly`,
+    `-B SRC:DST:ro`, `-V SRC:DST:ro`), and files only for the runtime to read. `~` and path resolution work as
+    for bind_roots. A path under both kinds of root is read-write only if it lies under a bind root."""
     allow_host_network: bool = False
     allow_ports: bool = False
     """Published ports (-p/-P, --publish)."""

@@ -1,16 +1,26 @@
-"""Whether a host path named in an argv lies under the folders a site opened to its pods.
+"""Whether a host path named in an argv lies under the folders a site opened to its pods, and for what.
 
 Binds, volumes, overlays and local images all name host paths; `ArgumentRules.bind_roots` lists the
-folders they may come from. A runtime may resolve a path in one of two ways: the kernel follows symlinks and
-`..` as it walks (what `Host.realpath` reports), while Go's `filepath.Clean` first drops `..` by text and
-only then lets the kernel follow symlinks. A path is accepted only when both readings land under a root, so
-neither a symlink nor a `..` can step outside one. Relative paths are relative to the job's working
-directory, which is the daemon user's HOME.
+folders they may come from read-write, `ArgumentRules.read_only_roots` those they may come from only when
+the runtime mounts or reads them read-only. A runtime may resolve a path in one of two ways: the kernel
+follows symlinks and `..` as it walks (what `Host.realpath` reports), while Go's `filepath.Clean` first drops
+`..` by text and only then lets the kernel follow symlinks. A path is accepted only when both readings land
+under a root, so neither a symlink nor a `..` can step outside one. It is read-write only when both land
+under a bind root: a read-only root adds folders, it never narrows a bind root. Relative paths are relative
+to the job's working directory, which is the daemon user's HOME.
 """
 
 from __future__ import annotations
 
-from hostpipe.core.runtimes.base import ArgumentRules, Host
+from dataclasses import dataclass
+from typing import Literal
+
+from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host
+
+READ_WRITE_RULE = "bind-read-write"
+"""The rule refusing a host path under a read-only root that the runtime would mount or use read-write."""
+
+Access = Literal["read-write", "read-only"]
 
 _HOME_SPELLINGS = ("~", "${HOME}", "$HOME")
 
@@ -60,10 +70,9 @@ def _resolve(path: str, host: Host) -> str | None:
     return "/" + resolved.lstrip("/")
 
 
-def resolved_roots(rules: ArgumentRules, host: Host) -> tuple[str, ...]:
-    """Every bind root, expanded and resolved on the host."""
+def _resolved(written: tuple[str, ...], host: Host) -> tuple[str, ...]:
     roots: list[str] = []
-    for root in rules.bind_roots:
+    for root in written:
         expanded = expand_root(root, host.home)
         if expanded is None or "\0" in expanded:
             continue
@@ -71,6 +80,11 @@ def resolved_roots(rules: ArgumentRules, host: Host) -> tuple[str, ...]:
         if resolved is not None:
             roots.append(resolved)
     return tuple(roots)
+
+
+def resolved_roots(rules: ArgumentRules, host: Host) -> tuple[str, ...]:
+    """Every bind root, expanded and resolved on the host."""
+    return _resolved(rules.bind_roots, host)
 
 
 def _inside(path: str, root: str) -> bool:
@@ -93,8 +107,44 @@ def host_path_under_roots(path: str, roots: tuple[str, ...], host: Host) -> bool
     return True
 
 
+@dataclass(frozen=True)
+class HostRoots:
+    """A runtime's roots, expanded and resolved on the host once per decision."""
+
+    read_write: tuple[str, ...]
+    read_only: tuple[str, ...]
+
+    def access(self, path: str, host: Host) -> Access | None:
+        """What `path` may be used for: read-write under a bind root, read-only under either kind, else None."""
+        if host_path_under_roots(path, self.read_write, host):
+            return "read-write"
+        if self.read_only and host_path_under_roots(path, self.read_write + self.read_only, host):
+            return "read-only"
+        return None
+
+
+def host_roots(rules: ArgumentRules, host: Host) -> HostRoots:
+    """The bind roots and the read-only roots of `rules`, expanded and resolved on the host."""
+    return HostRoots(_resolved(rules.bind_roots, host), _resolved(rules.read_only_roots, host))
+
+
 def describe_roots(rules: ArgumentRules) -> str:
-    """The bind roots as a site wrote them, for a refusal's reason."""
-    if not rules.bind_roots:
-        return "no bind_roots are set"
-    return "bind_roots are " + ", ".join(rules.bind_roots)
+    """The roots as a site wrote them, for a refusal's reason."""
+    described = "bind_roots are " + ", ".join(rules.bind_roots) if rules.bind_roots else "no bind_roots are set"
+    if rules.read_only_roots:
+        described += "; read_only_roots are " + ", ".join(rules.read_only_roots)
+    return described
+
+
+def read_write_refused(argument: str, doing: str, path: str, rules: ArgumentRules, fix: str) -> ArgvRefused:
+    """The refusal of `doing` `path` read-write when it lies under a read-only root and under no bind root.
+
+    `doing` says what the option does with the path ("-v binds the host path"); `fix` says how the line
+    could use it read-only ("add :ro to bind it read-only"), or why it cannot.
+    """
+    return ArgvRefused(
+        READ_WRITE_RULE,
+        argument,
+        f"{doing} {path!r} read-write, and it lies under a read-only root, not a bind root "
+        f"({describe_roots(rules)}); {fix}, or a site may list its folder in bind_roots",
+    )

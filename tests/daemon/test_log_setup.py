@@ -1,0 +1,27 @@
+"""Log set-up: JSON lines with the fields every line carries, written whole."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import time
+
+from hostpipe.daemon.logs import BatchedLogger, UtcTimestamp
+
+
+def test_timestamp_is_iso_utc_and_current():
+    """The stamp parses as ISO 8601 in UTC and names this moment to the microsecond's precision."""
+    before = time.time()
+    stamp = UtcTimestamp()(None, "info", {})["timestamp"]
+    after = time.time()
+    assert stamp.endswith("Z")
+    parsed = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    assert before - 1e-6 <= parsed <= after + 1e-6
+
+
+def test_lines_logged_outside_a_loop_are_written_at_once():
+    """Without an event loop nothing waits for a round to end: each line is written as it is logged."""
+    out = io.StringIO()
+    logger = BatchedLogger(out)
+    logger.msg('{"event": "a"}')
+    assert out.getvalue() == '{"event": "a"}\n'

@@ -11,7 +11,8 @@ Command lines it understands (the image names match the benchmark policy's `benc
     docker run bench/sleep ID SECONDS  end after SECONDS
     docker run bench/hold  ID SECONDS  become `sleep SECONDS` (one process per job; no end stamp)
 
-Each stamp is one short line appended with O_APPEND (`>>`), written by a single write(2):
+Options between `run` and the image (hostpipe adds `--cidfile=PATH` there to reach a job's container) are
+skipped. Each stamp is one short line appended with O_APPEND (`>>`), written by a single write(2):
 `start ID EPOCHREALTIME PID` or `end ID EPOCHREALTIME PID`.
 """
 
@@ -25,12 +26,14 @@ _SCRIPT = """\
 #!{bash}
 # Benchmark stand-in for a container runtime: records start and end stamps, then sleeps as asked.
 stamps={stamps}
-printf 'start %s %s %s\\n' "$3" "$EPOCHREALTIME" "$$" >> "$stamps"
-case $2 in
-    bench/sleep) sleep "$4" ;;
-    bench/hold) exec sleep "$4" ;;
+shift                                        # run
+while [ "${{1#-}}" != "$1" ]; do shift; done   # options before the image
+printf 'start %s %s %s\\n' "$2" "$EPOCHREALTIME" "$$" >> "$stamps"
+case $1 in
+    bench/sleep) sleep "$3" ;;
+    bench/hold) exec sleep "$3" ;;
 esac
-printf 'end %s %s %s\\n' "$3" "$EPOCHREALTIME" "$$" >> "$stamps"
+printf 'end %s %s %s\\n' "$2" "$EPOCHREALTIME" "$$" >> "$stamps"
 """
 
 

@@ -1,7 +1,8 @@
-"""`hostpipe`: the command group."""
+"""`hostpipe`: the command group. Each command's module is imported only when that command runs."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 # structlog imports rich, when it is installed, for pretty tracebacks that hostpipe never shows: about 60 ms
@@ -11,14 +12,33 @@ sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
 import click  # noqa: E402
 
 from hostpipe import __version__  # noqa: E402
-from hostpipe.cli.cancel import cancel  # noqa: E402
-from hostpipe.cli.check import check  # noqa: E402
-from hostpipe.cli.logs import logs  # noqa: E402
-from hostpipe.cli.ps import ps  # noqa: E402
-from hostpipe.cli.serve import serve  # noqa: E402
+
+COMMANDS = {
+    "serve": "hostpipe.cli.serve:serve",
+    "ps": "hostpipe.cli.ps:ps",
+    "logs": "hostpipe.cli.logs:logs",
+    "cancel": "hostpipe.cli.cancel:cancel",
+    "check": "hostpipe.cli.check:check",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Loads a command's module on first use, so the daemon does not carry the other commands' imports."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, name = target.split(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(__version__, prog_name="hostpipe")
 @click.pass_context
@@ -26,10 +46,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Run the container commands that pods write into the host pipe, under a policy, and record each one."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-for command in (serve, ps, logs, cancel, check):
-    cli.add_command(command)
 
 
 def main() -> None:

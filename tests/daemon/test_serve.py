@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -353,3 +354,43 @@ def test_a_second_daemon_on_the_same_pipe_or_state_is_refused(make_daemon, tmp_p
         same_state.start()
     first.write("docker run test/x\n")
     assert first.wait_records(1)[0]["state"] == "succeeded"
+
+
+def test_max_concurrent_option_overrides_the_policy(make_daemon):
+    """--max-concurrent caps running jobs below the policy's max_concurrent; the rest wait queued."""
+    daemon: Daemon = make_daemon(start=False)
+    daemon.start("--max-concurrent", "1")
+    daemon.write("docker run test/x sleep 60\n")
+    daemon.write("docker run test/x sleep 60\n")
+    records = daemon.wait_records(2, terminal=False)
+    wait_for(lambda: [r["state"] for r in daemon.ps()] == ["running", "queued"])
+    assert records[0]["id"] < records[1]["id"]
+
+
+def test_sigint_stops_the_daemon_like_sigterm(make_daemon):
+    """Ctrl-C in a terminal: the same staged shutdown, every job recorded, exit status 0."""
+    daemon: Daemon = make_daemon()
+    daemon.write("docker run test/x sleep 60\n")
+    wait_for(lambda: daemon.ps("--state", "running"))
+    assert daemon.stop(signal.SIGINT) == 0
+    (record,) = daemon.ps()
+    assert (record["state"], record["signal"]) == ("cancelled", signal.SIGTERM)
+
+
+def test_commands_find_the_daemon_through_environment_variables(make_daemon):
+    """HOSTPIPE_PIPE, HOSTPIPE_STATE_DIR and HOSTPIPE_POLICY point every command at one daemon."""
+    from tests.conftest import hostpipe
+
+    daemon: Daemon = make_daemon()
+    env = {
+        **daemon.env,
+        "HOSTPIPE_PIPE": str(daemon.pipe),
+        "HOSTPIPE_STATE_DIR": str(daemon.state_dir),
+        "HOSTPIPE_POLICY": str(daemon.policy),
+    }
+    daemon.write("HOSTPIPE_POD=ns/env docker run test/x sleep 60\n")
+    wait_for(lambda: daemon.ps("--state", "running"))
+    assert hostpipe("cancel", "--pod", "ns/env", env=env).returncode == 0
+    records = json.loads(hostpipe("ps", "--json", env=env).stdout)
+    assert [r["pod"] for r in records] == ["ns/env"]
+    assert "allowed" in hostpipe("check", "docker run x", env=env).stdout

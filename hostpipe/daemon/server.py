@@ -242,57 +242,21 @@ class Server:
             return record, None
         result = evaluate(frame.data, self.expansions, self.loaded, self.host, self.environ)
         argv = result.submit.argv if result.submit is not None else None
+        record = NewJob(result.line, JobState.REFUSED, now, result.pod, result.client_id, argv)
         decision = result.decision
         if isinstance(decision, Refused):
-            refused = NewJob(
-                result.line,
-                JobState.REFUSED,
-                now,
-                result.pod,
-                result.client_id,
-                argv,
-                rule=decision.rule,
-                argument=decision.argument,
-                reason=decision.reason,
-            )
-            return refused, None
+            return record._replace(rule=decision.rule, argument=decision.argument, reason=decision.reason), None
+        record = record._replace(runtime=decision.runtime, image=decision.image)
         if self._stopping:
-            stopping = NewJob(
-                result.line, JobState.REFUSED, now, result.pod, result.client_id, argv,
-                runtime=decision.runtime, image=decision.image, rule="shutting-down",
-                reason="the daemon was stopping when the line arrived; write it again once hostpipe is back",
-            )  # fmt: skip
-            return stopping, None
+            reason = "the daemon was stopping when the line arrived; write it again once hostpipe is back"
+            return record._replace(rule="shutting-down", reason=reason), None
         if slots <= 0:
             reason = (
                 f"{self.executor.max_concurrent} jobs are running and {self.executor.max_queued} are waiting, "
                 "the most the policy allows; write the line again later"
             )
-            full = NewJob(
-                result.line,
-                JobState.REFUSED,
-                now,
-                result.pod,
-                result.client_id,
-                argv,
-                runtime=decision.runtime,
-                image=decision.image,
-                rule="queue-full",
-                reason=reason,
-            )
-            return full, None
-        queued = NewJob(
-            result.line,
-            JobState.QUEUED,
-            now,
-            result.pod,
-            result.client_id,
-            argv,
-            runtime=decision.runtime,
-            image=decision.image,
-            timeout=decision.timeout,
-            reason=decision.note,
-        )
+            return record._replace(rule="queue-full", reason=reason), None
+        queued = record._replace(state=JobState.QUEUED, timeout=decision.timeout, reason=decision.note)
         return queued, Job(id=0, allowed=decision, pod=result.pod, client_id=result.client_id)
 
     # -- control, policy, housekeeping ----------------------------------------------------------------------

@@ -36,7 +36,8 @@ max_concurrent = 32
 subcommands = ["run"]
 images = ["godlovedc/*", "gurjyan/*", "jlabtsai/*", "ubuntu", "ubuntu:*", "stress:*"]
 allow_host_network = true
-bind_roots = ["/proc", "~/data"]
+read_only_roots = ["/proc"]
+bind_roots = ["~/data"]
 """
 """JIRIAF's Docker hosts ran docker (Table 1), so docker-host.toml does not name podman: a site allows
 only the runtimes it runs. The sample podman line is judged under this policy instead, as a podman site
@@ -105,11 +106,12 @@ SAMPLES: tuple[Sample, ...] = (
         "docker-host",
         ALLOWED,
     ),
+    # docker-host.toml opens /proc read-only: the exporter's line must bind it with `:ro` there.
     Sample(
         "docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0",
         refused("host-network", "--net=host"),
         "docker-host",
-        ALLOWED,
+        refused("bind-read-write", "-v /proc:/host_proc"),
     ),
     Sample(
         "apptainer run --bind /proc:/host_proc ~/process-exporter_pgid-go.sif",
@@ -519,8 +521,14 @@ def test_shell_chained_sample_line_is_refused_alike_under_every_policy(sample_ru
 
 EXAMPLE_CASES: dict[str, list[tuple[str, Expect]]] = {
     "docker-host": [
-        ("docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0", ALLOWED),
-        ("docker run -v /proc:/host_proc ubuntu ls /host_proc", ALLOWED),
+        ("docker run -d --rm --net=host -v /proc:/host_proc:ro jlabtsai/process-exporter:v1.0", ALLOWED),
+        (
+            "docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0",
+            refused("bind-read-write", "-v /proc:/host_proc"),
+        ),
+        ("docker run --mount type=bind,src=/proc,dst=/host_proc,readonly ubuntu ls /host_proc", ALLOWED),
+        ("docker run -v /proc:/host_proc:rw ubuntu", refused("bind-read-write", "-v /proc:/host_proc:rw")),
+        ("docker run -v /proc/sys:/s ubuntu", refused("bind-read-write", "-v /proc/sys:/s")),
         ("docker run -v ~/data:/data ubuntu ls /data", refused("bind-outside-roots", "-v {home}/data:/data")),
         ("docker run -v /etc:/host_etc ubuntu", refused("bind-outside-roots", "-v /etc:/host_etc")),
         ("docker run ubuntuevil/miner", refused("image", "ubuntuevil/miner")),
@@ -569,6 +577,21 @@ def test_example_policy_loads_and_decides_as_its_comment_says(env, home, example
     entries = decisions(result)
     assert [entry["line"] for entry in entries] == [line for line, _ in cases]
     assert [observed(entry) for entry in entries] == [with_home(expect, home) for _, expect in cases]
+
+
+def test_exporter_line_under_docker_host_is_told_to_bind_proc_read_only(env):
+    """The exporter's docker line without `:ro` is refused with a reason naming `:ro` and bind_roots."""
+    line = "docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0"
+    result = run_check(env, "--json", "--policy", str(EXAMPLES / "docker-host.toml"), line)
+    assert result.returncode == 1
+    (entry,) = decisions(result)
+    assert (entry["rule"], entry["argument"]) == ("bind-read-write", "-v /proc:/host_proc")
+    assert ":ro" in entry["reason"] and "bind_roots" in entry["reason"] and "read_only_roots" in entry["reason"]
+    fixed = run_check(
+        env, "--json", "--policy", str(EXAMPLES / "docker-host.toml"), line.replace("host_proc", "host_proc:ro")
+    )
+    assert fixed.returncode == 0
+    assert decisions(fixed)[0]["allowed"] is True
 
 
 def test_local_image_is_judged_by_where_it_resolves_not_whether_it_exists(env, home, tmp_path):

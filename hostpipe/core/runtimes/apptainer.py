@@ -14,7 +14,12 @@ releases and singularity accepted); anything else is refused. The rules refuse, 
 - host paths outside `bind_roots`: `-B/--bind` and `--mount` sources, the `-H/--home` source, `-o/--overlay`
   images, `--containlibs`, `-W/--workdir` ("bind-outside-roots"); files apptainer itself reads or writes on
   the host: `--env-file`, `--apply-cgroups`, `--authfile`, `--pem-path`, `--tmpdir` ("path-outside-roots");
-  a local image or an image archive ("image-outside-roots");
+  a local image or an image archive ("image-outside-roots"). Under `read_only_roots` only read-only uses
+  are allowed: a bind written read-only (`-B src:dst:ro`, `--mount ...,ro`, `-o path:ro`), the files
+  apptainer only reads (`--env-file`, `--apply-cgroups`, `--authfile`, `--pem-path`) and local images and
+  archives, unless `--writable` writes into the image. Any other bind there is refused as
+  "bind-read-write", and `-H/--home`, `-W/--workdir` (both written), `--containlibs` and `--tmpdir` need a
+  bind root;
 - options that need root, change the host or reach past the container: `-f/--fakeroot`, `-w/--writable`,
   `--keep-privs`, `--allow-setuid`, `--boot`, `--fusemount`, `--oom-kill-disable`, `--sharens`, the
   `--ignore-*` fakeroot knobs, `--cdi-dirs`, `--docker-host`, and the global `-c/--config` and
@@ -53,8 +58,8 @@ from hostpipe.core.runtimes.base import (
     Option,
     OptionSpec,
 )
-from hostpipe.core.runtimes.pflag import read_flags
-from hostpipe.core.runtimes.roots import describe_roots, host_path_under_roots, resolved_roots
+from hostpipe.core.runtimes.pflag import parse_bool, read_flags
+from hostpipe.core.runtimes.roots import HostRoots, describe_roots, host_roots, read_write_refused
 
 SUBCOMMANDS = ("run", "exec")
 
@@ -207,16 +212,35 @@ def _refuse_value(rule: str, option: Option, reason: str) -> ArgvRefused:
     return ArgvRefused(rule, option.spelling, reason)
 
 
+@dataclass(frozen=True)
+class HostPath:
+    """A host path an option names, and whether apptainer leaves it as it is."""
+
+    path: str
+    read_only_fix: str | None
+    """None when apptainer only reads the path or mounts it read-only (a read-only root allows that);
+    otherwise how the line could use it read-only, or why it cannot."""
+
+
 def _is_bind_option(text: str) -> bool:
     return text in ("ro", "rw") or text.startswith(("image-src=", "id="))
 
 
-def bind_sources(option: Option) -> tuple[str, ...]:
+def _bind_read_only_fix(parts: list[str], options: list[str]) -> str | None:
+    # apptainer mounts a bind read-only when its options hold `ro`, even beside `rw`; hostpipe wants it alone.
+    if "ro" in options and "rw" not in options:
+        return None
+    if len(parts) < 3:
+        return "write it as src:dst:ro to bind it read-only"
+    return "add :ro (without rw) to bind it read-only"
+
+
+def bind_paths(option: Option) -> tuple[HostPath, ...]:
     """The host paths one `-B/--bind` value binds: `src[:dst[:opts]]`, several joined by `,`.
 
     apptainer's own reader treats backslashes, `^`, spaces and stray options in ways that are easy to misread,
     so only the plain form is read: no empty parts, no escapes, and `ro`/`rw`/`image-src=`/`id=` after a
-    comma only where they extend a preceding `src:dst:opts`.
+    comma only where they extend a preceding `src:dst:opts`, whose options they join.
     """
     value = option.value or ""
     if not value or any(ch in "\\^" or ch.isspace() or not ch.isprintable() for ch in value):
@@ -226,7 +250,7 @@ def bind_sources(option: Option) -> tuple[str, ...]:
             f"hostpipe reads only plain bind specifications (src[:dst[:opts]], comma separated, without "
             f"spaces, backslashes or '^'); {value!r} is not one",
         )
-    sources: list[str] = []
+    specs: list[tuple[list[str], list[str]]] = []
     previous_parts = 0
     for piece in value.split(","):
         parts = piece.split(":")
@@ -235,6 +259,7 @@ def bind_sources(option: Option) -> tuple[str, ...]:
         elif len(parts) == 1 and _is_bind_option(piece):
             problem = "" if previous_parts == 3 else "is a bind option with no src:dst:opts before it"
             if not problem:
+                specs[-1][1].append(piece)
                 continue
         elif _is_bind_option(parts[0]):
             problem = "starts with what apptainer could read as a bind option"
@@ -246,13 +271,17 @@ def bind_sources(option: Option) -> tuple[str, ...]:
             problem = ""
         if problem:
             raise _refuse_value("bad-bind", option, f"the bind specification {piece!r} {problem}")
-        sources.append(parts[0])
+        specs.append((parts, parts[2:]))
         previous_parts = len(parts)
-    return tuple(sources)
+    return tuple(HostPath(parts[0], _bind_read_only_fix(parts, options)) for parts, options in specs)
 
 
-def mount_sources(option: Option) -> tuple[str, ...]:
-    """The host paths one `--mount` value binds: `type=bind,src=...,dst=...[,ro]` (docker's form)."""
+def mount_paths(option: Option) -> tuple[HostPath, ...]:
+    """The host paths one `--mount` value binds: `type=bind,src=...,dst=...[,ro]` (docker's form).
+
+    apptainer makes the bind read-only for any `ro` or `readonly` field, whatever its value; hostpipe counts
+    it read-only only when every such field is bare or true, so `ro=false` is not mistaken either way.
+    """
     value = option.value or ""
     if any(ch in '"\r\n' for ch in value):
         raise _refuse_value(
@@ -262,8 +291,9 @@ def mount_sources(option: Option) -> tuple[str, ...]:
         )
     sources: list[str] = []
     destinations = 0
+    read_only: list[bool] = []
     for field in value.split(","):
-        key, _, val = field.partition("=")
+        key, sep, val = field.partition("=")
         if key == "type" and val == "bind":
             continue
         if key in ("source", "src") and val:
@@ -272,13 +302,16 @@ def mount_sources(option: Option) -> tuple[str, ...]:
             destinations += 1
         elif key in ("image-src", "id") and val:
             continue
-        elif key not in ("ro", "readonly", "nonested"):
+        elif key in ("ro", "readonly"):
+            read_only.append(not sep or parse_bool(val) is True)
+        elif key != "nonested":
             raise _refuse_value(
                 "bad-mount", option, f"{field!r} is not a --mount field apptainer accepts for a bind mount"
             )
     if not sources or not destinations:
         raise _refuse_value("bad-mount", option, "a --mount needs a source and a destination")
-    return tuple(sources)
+    fix = None if read_only and all(read_only) else "add ro (bare, or ro=true) to bind it read-only"
+    return tuple(HostPath(source, fix) for source in sources)
 
 
 def _list_items(option: Option) -> tuple[str, ...]:
@@ -301,14 +334,17 @@ def home_source(option: Option) -> str:
     return parts[0]
 
 
-def overlay_paths(option: Option) -> tuple[str, ...]:
-    """The host images or folders one `-o/--overlay` value layers over the container (`path[:ro|rw]`)."""
-    paths: list[str] = []
+def overlay_paths(option: Option) -> tuple[HostPath, ...]:
+    """The host images or folders one `-o/--overlay` value layers over the container (`path[:ro|rw]`).
+
+    An overlay without `:ro` is the container's writable layer.
+    """
+    paths: list[HostPath] = []
     for item in _list_items(option):
         path, colon, mode = item.partition(":")
         if not path or (colon and mode not in ("ro", "rw")):
             raise _refuse_value("bad-overlay", option, f"the overlay {item!r} is not path, path:ro or path:rw")
-        paths.append(path)
+        paths.append(HostPath(path, None if mode == "ro" else "add :ro to use it as a read-only layer"))
     return tuple(paths)
 
 
@@ -319,22 +355,33 @@ def _path_list(option: Option) -> tuple[str, ...]:
     return items
 
 
-def _host_paths(option: Option) -> tuple[str, ...]:
-    """The host paths an option names, by what its value means to apptainer."""
-    readers: dict[str, Callable[[Option], tuple[str, ...]]] = {
-        "--bind": bind_sources,
-        "--mount": mount_sources,
-        "--home": lambda o: (home_source(o),),
+_NEEDS_BIND_ROOT: dict[str, str] = {
+    "--home": "apptainer mounts the home folder read-write",
+    "--workdir": "apptainer writes the work folder (the container's /tmp and /var/tmp)",
+    "--containlibs": "hostpipe does not count --containlibs as a read-only use",
+    "--tmpdir": "apptainer writes its temporary files there",
+}
+"""Host-path options that are never read-only uses, and why."""
+
+
+def _host_paths(option: Option) -> tuple[HostPath, ...]:
+    """The host paths an option names, by what its value means to apptainer, and how it uses them."""
+    readers: dict[str, Callable[[Option], tuple[HostPath, ...]]] = {
+        "--bind": bind_paths,
+        "--mount": mount_paths,
         "--overlay": overlay_paths,
-        "--containlibs": _path_list,
-        "--env-file": _path_list,
     }
     reader = readers.get(option.name)
     if reader is not None:
         return reader(option)
+    fix = _NEEDS_BIND_ROOT.get(option.name)
+    if option.name == "--home":
+        return (HostPath(home_source(option), fix),)
+    if option.name in ("--containlibs", "--env-file"):
+        return tuple(HostPath(path, fix) for path in _path_list(option))
     if not option.value:
         raise _refuse_value("bad-value", option, f"{option.name} needs a non-empty path")
-    return (option.value,)
+    return (HostPath(option.value, fix),)
 
 
 def _transport(image: str) -> tuple[str, str]:
@@ -444,7 +491,7 @@ class _Context:
     kind: str
     rules: ArgumentRules
     host: Host
-    roots: tuple[str, ...]
+    roots: HostRoots
 
     def relaxed(self, option: Option) -> bool:
         return option.name in self.rules.allow_options
@@ -503,17 +550,32 @@ def _check_network_args(option: Option, ctx: _Context) -> None:
 
 
 def _check_host_paths(option: Option, ctx: _Context) -> None:
-    rule = "bind-outside-roots" if option.name in _BIND_OPTIONS else "path-outside-roots"
-    verb = "makes the host path" if option.name in _BIND_OPTIONS else "has apptainer use the host path"
-    for path in _host_paths(option):
-        if not host_path_under_roots(path, ctx.roots, ctx.host):
+    bind = option.name in _BIND_OPTIONS
+    rule = "bind-outside-roots" if bind else "path-outside-roots"
+    verb = "makes the host path" if bind else "has apptainer use the host path"
+    for host_path in _host_paths(option):
+        path, fix = host_path.path, host_path.read_only_fix
+        access = ctx.roots.access(path, ctx.host)
+        if access is None:
+            widen = "bind_roots" if fix is not None else "bind_roots (or read_only_roots, to read it only)"
             raise ctx.refuse(
                 rule,
                 option,
-                f"{verb} {path!r}{' visible in the container' if rule == 'bind-outside-roots' else ''}, "
-                f"which is not under a bind root ({describe_roots(ctx.rules)})",
-                f"a site can add its folder to bind_roots for {ctx.kind}",
+                f"{verb} {path!r}{' visible in the container' if bind else ''}, "
+                f"which is not under any root ({describe_roots(ctx.rules)})",
+                f"a site can add its folder to {widen} for {ctx.kind}",
             )
+        if access == "read-write" or fix is None:
+            continue
+        if bind:
+            raise read_write_refused(option.spelling, f"{option.name} {verb}", path, ctx.rules, fix)
+        raise ctx.refuse(
+            rule,
+            option,
+            f"{verb} {path!r}, which lies under a read-only root, not a bind root ({describe_roots(ctx.rules)}), "
+            f"and {fix}",
+            f"a site can add its folder to bind_roots for {ctx.kind}",
+        )
 
 
 def _check_option(option: Option, ctx: _Context) -> None:
@@ -562,20 +624,25 @@ def _check_image(invocation: Invocation, ctx: _Context) -> None:
     if transport in _REMOTE_TRANSPORTS:
         return
     paths = _archive_paths(reference) if transport else (image,)
+    writable = any(option.name == "--writable" and option.value == "true" for option in invocation.options)
     for path in paths:
-        if not host_path_under_roots(path, ctx.roots, ctx.host):
+        access = ctx.roots.access(path, ctx.host)
+        if access is None:
             raise ArgvRefused(
                 "image-outside-roots",
                 image,
-                f"the local image {path!r} is not under a bind root ({describe_roots(ctx.rules)}; a relative "
-                f"path is relative to the daemon user's HOME); a site can add its folder to bind_roots for "
-                f"{ctx.kind}",
+                f"the local image {path!r} is not under any root ({describe_roots(ctx.rules)}; a relative "
+                f"path is relative to the daemon user's HOME); a site can add its folder to bind_roots or "
+                f"read_only_roots for {ctx.kind}",
             )
+        if access == "read-only" and writable:
+            doing = "--writable writes into the local image"
+            raise read_write_refused(image, doing, path, ctx.rules, "drop --writable")
 
 
 def check(invocation: Invocation, rules: ArgumentRules, host: Host) -> None:
     """Refuse what the module docstring lists; return when every option and the image are allowed."""
-    ctx = _Context(invocation.kind, rules, host, resolved_roots(rules, host))
+    ctx = _Context(invocation.kind, rules, host, host_roots(rules, host))
     for option in invocation.all_options():
         _check_option(option, ctx)
     _check_image(invocation, ctx)

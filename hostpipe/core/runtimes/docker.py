@@ -9,9 +9,10 @@ Every option has a rule (see `oci_checks`). What is refused by default, and the 
 privileged mode, capabilities beyond the baseline set (allow_capabilities), host or shared namespaces
 (allow_host_namespaces), the host network (allow_host_network), devices and GPUs (allow_devices), published
 ports (allow_ports), security profiles other than the defaults (allow_unconfined), binds and host files
-outside bind_roots, `--volumes-from`, sysctls outside the baseline set, the options that point the CLI at
-another daemon, context, configuration or TLS identity, and a few options that reach into the engine
-(`--runtime`, `--cgroup-parent`, `--annotation`, `--volume-driver`); those give way to allow_options.
+outside bind_roots (or, where only read, outside read_only_roots: see `oci_checks`), `--volumes-from`,
+sysctls outside the baseline set, the options that point the CLI at another daemon, context, configuration
+or TLS identity, and a few options that reach into the engine (`--runtime`, `--cgroup-parent`,
+`--annotation`, `--volume-driver`); those give way to allow_options.
 `--use-api-socket` and binds of an engine socket are never allowed. Environment passed into the container
 (`-e DOCKER_HOST=...`) is harmless: it changes nothing for the CLI hostpipe runs.
 """
@@ -211,9 +212,9 @@ RULES: dict[str, rules.Rule] = {name: rules.harmless for name in _HARMLESS} | {
     "--volume": rules.volume,
     "--mount": rules.mount(types=("bind", "volume", "tmpfs")),
     "--volumes-from": rules.volumes_from,
-    "--env-file": rules.host_file("reads the host file"),
-    "--label-file": rules.host_file("reads the host file"),
-    "--cidfile": rules.host_file("writes the host file"),
+    "--env-file": rules.host_file("reads the host file", writes=False),
+    "--label-file": rules.host_file("reads the host file", writes=False),
+    "--cidfile": rules.host_file("writes the host file", writes=True),
     "--log-opt": rules.log_opt,
     "--sysctl": rules.sysctl(comma_separated=False),
     "--use-api-socket": _engine_socket,

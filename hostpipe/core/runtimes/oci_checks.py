@@ -10,9 +10,16 @@ a value give way to their own knob (`allow_host_network`, `bind_roots`, ...). Th
 allowed: a pod that reaches it controls every container on the host.
 
 Host paths follow `roots`: a path counts only when both the kernel's and Go's reading of it land under a
-`bind_roots` folder, and relative paths are relative to the job's working directory (the daemon user's
-HOME). A root admits read-only and read-write binds alike; `ro` changes what the container may do, not
-which host folders a pod may name.
+root, and relative paths are relative to the job's working directory (the daemon user's HOME). Under a
+`bind_roots` folder anything goes. Under a `read_only_roots` folder only what leaves the host files as they
+are: a bind the engine mounts read-only (`-v SRC:DST:ro`; `--mount` with exactly one of `ro`/`readonly`
+set true, or podman's `rw=false`), without relabelling or re-owning the host files (`z`, `Z`, `U`,
+`relabel=`, `chown`) and, for docker's `--mount`, without `bind-recursive=writable`; and the files the
+engine only reads (--env-file, --label-file, --authfile, a seccomp profile, and podman's --init-path, which
+it binds read-only). Files the CLI or engine writes (--cidfile, --pidfile, --conmon-pidfile, profiles, a
+--log-opt path), podman's overlay binds (`:O`) and a `--rootfs` folder need a bind root: podman writes its
+mount points and /etc files into a --rootfs folder, and an overlay's copy-on-write is the engine's promise,
+not something the argv states.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from dataclasses import dataclass, field
 
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host, Option
 from hostpipe.core.runtimes.pflag import parse_bool
-from hostpipe.core.runtimes.roots import describe_roots, host_path_under_roots, resolved_roots
+from hostpipe.core.runtimes.roots import HostRoots, describe_roots, host_roots, read_write_refused
 
 BASELINE_CAPABILITIES = frozenset(
     {
@@ -94,11 +101,11 @@ class Judge:
     rules: ArgumentRules
     host: Host
     kind: str
-    _roots: tuple[str, ...] | None = field(default=None, repr=False)
+    _roots: HostRoots | None = field(default=None, repr=False)
 
-    def roots(self) -> tuple[str, ...]:
+    def roots(self) -> HostRoots:
         if self._roots is None:
-            self._roots = resolved_roots(self.rules, self.host)
+            self._roots = host_roots(self.rules, self.host)
         return self._roots
 
     def named_allowed(self, option: Option) -> bool:
@@ -333,7 +340,7 @@ def security_opt(option: Option, judge: Judge) -> None:
         raise _unconfined(option, f"sets {key or value!r} away from the runtime's default confinement")
     if key == "seccomp" and setting not in ("unconfined", "builtin"):
         # The CLI itself reads a custom profile, so it is a host file like --env-file.
-        _host_path(option, judge, setting, "reads the seccomp profile")
+        _host_path(option, judge, setting, "reads the seccomp profile", read_only_fix=None)
 
 
 def seccomp_policy(option: Option, judge: Judge) -> None:
@@ -399,8 +406,23 @@ def _holds_engine_socket(resolved: str, judge: Judge) -> bool:
     return False
 
 
-def _host_path(option: Option, judge: Judge, path: str, what: str, *, rule: str = "host-file") -> None:
-    """Refuses unless `path` lies under the bind roots and neither is nor holds an engine socket."""
+_WRITTEN = "only a folder in bind_roots will do for a file the runtime writes"
+
+
+def _host_path(
+    option: Option,
+    judge: Judge,
+    path: str,
+    what: str,
+    *,
+    read_only_fix: str | None,
+    rule: str = "host-file",
+) -> None:
+    """Refuses unless `path` lies under a root and neither is nor holds an engine socket.
+
+    `read_only_fix` is None when the option only reads `path` (or mounts it read-only), which a read-only
+    root allows; otherwise it says how the line could use the path read-only, or why it cannot.
+    """
     if not path or "\0" in path:
         raise ArgvRefused(rule, option.spelling, f"{option.name} {what} from an empty or unreadable path")
     absolute = path if path.startswith("/") else judge.host.home.rstrip("/") + "/" + path
@@ -420,22 +442,36 @@ def _host_path(option: Option, judge: Judge, path: str, what: str, *, rule: str 
                 f"{option.name} {what} {path}, which is or holds a container engine's socket; hostpipe "
                 "never lets a pod reach the engine",
             )
-    if not host_path_under_roots(path, judge.roots(), judge.host):
+    access = judge.roots().access(path, judge.host)
+    if access is None:
+        widen = "bind_roots" if read_only_fix is not None else "bind_roots (or read_only_roots, to read it only)"
         raise ArgvRefused(
             rule,
             option.spelling,
-            f"{option.name} {what} {path}, which is not under the bind roots "
-            f"({describe_roots(judge.rules)}); a site may add its folder to bind_roots",
+            f"{option.name} {what} {path}, which is not under any root ({describe_roots(judge.rules)}); "
+            f"a site may add its folder to {widen}",
+        )
+    if access == "read-only" and read_only_fix is not None:
+        if rule == "bind-outside-roots":
+            raise read_write_refused(option.spelling, f"{option.name} {what}", path, judge.rules, read_only_fix)
+        raise ArgvRefused(
+            rule,
+            option.spelling,
+            f"{option.name} {what} {path}, which lies under a read-only root, not a bind root "
+            f"({describe_roots(judge.rules)}); {read_only_fix}",
         )
 
 
-def host_file(what: str) -> Rule:
-    """Options naming a host file the CLI reads or writes (--env-file, --cidfile, ...): under bind roots."""
+def host_file(what: str, *, writes: bool) -> Rule:
+    """Options naming a host file the CLI reads or writes (--env-file, --cidfile, ...).
+
+    A file the runtime only reads may lie under a read-only root; one it writes needs a bind root.
+    """
 
     def check(option: Option, judge: Judge) -> None:
         if judge.named_allowed(option):
             return
-        _host_path(option, judge, option.value or "", what)
+        _host_path(option, judge, option.value or "", what, read_only_fix=_WRITTEN if writes else None)
 
     return check
 
@@ -445,18 +481,23 @@ def log_opt(option: Option, judge: Judge) -> None:
     key, _, setting = (option.value or "").partition("=")
     names_path = key.strip() == "path" or setting.startswith(("/", ".", "~"))
     if names_path and not judge.named_allowed(option):
-        _host_path(option, judge, setting, f"has the engine use the host file for {key}:")
+        # podman writes its log to `path=`; the TLS files docker's syslog driver reads are judged alike.
+        _host_path(option, judge, setting, f"has the engine use the host file for {key}:", read_only_fix=_WRITTEN)
 
 
-def bind_source(option: Option, judge: Judge, source: str) -> None:
-    """A bind's host path: under the bind roots and no engine socket; `~` is not expanded by the runtime."""
+def bind_source(option: Option, judge: Judge, source: str, read_only_fix: str | None) -> None:
+    """A bind's host path: under a root and no engine socket; `~` is not expanded by the runtime.
+
+    `read_only_fix` is None for a bind the engine mounts read-only, which a read-only root allows; otherwise
+    it says how to write the bind read-only.
+    """
     if source.startswith("~"):
         raise ArgvRefused(
             "bind-outside-roots",
             option.spelling,
             f"{option.name} names the host path {source!r}; no shell expands `~` here, write the full path",
         )
-    _host_path(option, judge, source, "binds the host path", rule="bind-outside-roots")
+    _host_path(option, judge, source, "binds the host path", read_only_fix=read_only_fix, rule="bind-outside-roots")
 
 
 def mount_syntax(option: Option, why: str) -> ArgvRefused:
@@ -482,8 +523,31 @@ _VOLUME_FLAGS = frozenset(
 )  # fmt: skip
 
 
+_CHANGES_HOST_FILES = {
+    "z": "relabels the host files",
+    "Z": "relabels the host files",
+    "U": "changes the owner of the host files",
+    "relabel": "relabels the host files",
+    "u": "changes the owner of the host files",
+    "chown": "changes the owner of the host files",
+}
+"""Options that write to the host files' labels or owners however the bind is mounted."""
+
+
 def _is_path(source: str) -> bool:
     return source.startswith(("/", ".", "~"))
+
+
+def _volume_read_only_fix(flags: list[str]) -> str | None:
+    """None when `-v` flags mount the bind read-only and leave the host files alone; else how to get there."""
+    if "O" in flags:
+        return "an overlay (O) is not a read-only bind; bind it with :ro instead"
+    for flag in flags:
+        if flag in _CHANGES_HOST_FILES:
+            return f"drop {flag}, which {_CHANGES_HOST_FILES[flag]} even through a read-only bind"
+    if flags.count("ro") != 1 or "rw" in flags:
+        return "add :ro (once, without rw) to bind it read-only"
+    return None
 
 
 def volume(option: Option, judge: Judge) -> None:
@@ -496,13 +560,14 @@ def volume(option: Option, judge: Judge) -> None:
         raise mount_syntax(option, f"is not SOURCE:TARGET[:OPTIONS] ({value!r})")
     if len(parts) == 1:
         return  # an anonymous volume at a path in the container
-    for flag in parts[2].split(",") if len(parts) == 3 else ():
+    flags = parts[2].split(",") if len(parts) == 3 else []
+    for flag in flags:
         if flag not in _VOLUME_FLAGS and not flag.startswith("idmap="):
             raise mount_syntax(option, f"has the option {flag!r}, which hostpipe does not know")
         propagation(option, judge, flag)
     source = parts[0]
     if _is_path(source):
-        bind_source(option, judge, source)
+        bind_source(option, judge, source, _volume_read_only_fix(flags))
     elif not _VOLUME_NAME.fullmatch(source):
         raise mount_syntax(option, f"names {source!r}, which is neither a path nor a volume name")
 
@@ -518,6 +583,38 @@ _MOUNT_KEYS = frozenset(
     }
 )  # fmt: skip
 _PROPAGATIONS = frozenset({"shared", "rshared", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable"})
+_READ_ONLY_KEYS = frozenset({"ro", "readonly"})
+_READ_WRITE_KEYS = frozenset({"rw", "readwrite"})
+
+
+def _is_true(text: str) -> bool:
+    # docker reads the value with strconv.ParseBool, podman compares it to "true" without case.
+    return parse_bool(text) is True or text.lower() == "true"
+
+
+def _is_false(text: str) -> bool:
+    return parse_bool(text) is False or text.lower() == "false"
+
+
+def _mount_read_only_fix(fields: list[tuple[str, bool, str]]) -> str | None:
+    """None when `--mount` fields (key, has '=', value) make the bind read-only; else how to get there.
+
+    docker lets the last of several ro/readonly fields win and podman refuses more than one, so only a
+    single field counts: `ro`/`readonly` bare or true, or podman's `rw=false`.
+    """
+    for key, _, setting in fields:
+        if key in _CHANGES_HOST_FILES:
+            return f"drop {key}, which {_CHANGES_HOST_FILES[key]} even through a read-only bind"
+        if key == "bind-recursive" and setting.lower() not in ("enabled", "disabled", "readonly"):
+            return f"drop bind-recursive={setting}, which leaves the mounts below the bind writable"
+    modes = [(key, sep, setting) for key, sep, setting in fields if key in _READ_ONLY_KEYS | _READ_WRITE_KEYS]
+    if len(modes) == 1:
+        key, sep, setting = modes[0]
+        if key in _READ_ONLY_KEYS and (not sep or _is_true(setting)):
+            return None
+        if key == "rw" and sep and _is_false(setting):
+            return None
+    return "add readonly (once, with no other ro, readonly or rw field) to bind it read-only"
 
 
 def mount(*, types: Iterable[str]) -> Rule:
@@ -531,9 +628,11 @@ def mount(*, types: Iterable[str]) -> Rule:
             raise mount_syntax(option, "holds quotes or line breaks")
         kinds: list[str] = []
         sources: list[str] = []
+        fields: list[tuple[str, bool, str]] = []
         for item in value.split(","):
             key, sep, setting = item.partition("=")
             key = key.lower()
+            fields.append((key, bool(sep), setting))
             if key not in _MOUNT_KEYS:
                 raise mount_syntax(option, f"has the field {item!r}, which hostpipe does not know")
             if key == "type":
@@ -551,9 +650,10 @@ def mount(*, types: Iterable[str]) -> Rule:
             raise mount_syntax(option, f"has the type {kind!r}, which hostpipe does not allow")
         if kind == "bind" and not sources:
             raise mount_syntax(option, "binds no source")
+        read_only_fix = _mount_read_only_fix(fields)
         for source in sources:
             if kind == "bind" or _is_path(source):
-                bind_source(option, judge, source)
+                bind_source(option, judge, source, read_only_fix)
             elif kind == "volume" and not _VOLUME_NAME.fullmatch(source):
                 raise mount_syntax(option, f"names the volume {source!r}, which is not a volume name")
             elif kind not in ("volume", "image"):
@@ -565,4 +665,5 @@ def mount(*, types: Iterable[str]) -> Rule:
 def rootfs_image(option: Option, judge: Judge, image: str) -> None:
     """podman --rootfs: the image word is a host folder, used read-write (or as an overlay with `:O`)."""
     path = image[: -len(":O")] if image.endswith(":O") else image
-    bind_source(option, judge, path)
+    fix = "a --rootfs folder is the container's root, which podman writes into (an :O overlay counts alike)"
+    bind_source(option, judge, path, fix)

@@ -15,7 +15,8 @@ network backend or configuration; `--env-host` (the daemon's environment), `--pr
 open files), `--sdnotify` other than `ignore` (the daemon's systemd socket), `--secret`, `--pod` and
 `--pod-id-file` (another pod's namespaces), `--replace` and `--requires` (other containers),
 `--group-add keep-groups`, `--hostuser`, `--tls-verify=false`, `--signature-policy`, and a `--rootfs` folder
-outside bind_roots. Environment passed into the container (`-e CONTAINER_HOST=...`) is harmless.
+outside bind_roots (a read-only root is not enough: podman writes into it). Environment passed into the
+container (`-e CONTAINER_HOST=...`) is harmless.
 """
 
 from __future__ import annotations
@@ -281,8 +282,8 @@ RULES: dict[str, rules.Rule] = (
     | {
         "--version": rules.refused_when_true("option-refused", "prints information instead of running"),
         "--help": rules.refused_when_true("option-refused", "prints help instead of running"),
-        "--cpu-profile": rules.host_file(_WRITES),
-        "--memory-profile": rules.host_file(_WRITES),
+        "--cpu-profile": rules.host_file(_WRITES, writes=True),
+        "--memory-profile": rules.host_file(_WRITES, writes=True),
         "--privileged": rules.privileged,
         "--cap-add": rules.capabilities,
         "--security-opt": rules.security_opt,
@@ -307,13 +308,14 @@ RULES: dict[str, rules.Rule] = (
         "--volume": rules.volume,
         "--mount": rules.mount(types=("bind", "volume", "tmpfs", "image", "devpts", "ramfs")),
         "--volumes-from": rules.volumes_from,
-        "--env-file": rules.host_file(_READS),
-        "--label-file": rules.host_file(_READS),
-        "--authfile": rules.host_file(_READS),
-        "--init-path": rules.host_file(_READS),
-        "--cidfile": rules.host_file(_WRITES),
-        "--pidfile": rules.host_file(_WRITES),
-        "--conmon-pidfile": rules.host_file(_WRITES),
+        "--env-file": rules.host_file(_READS, writes=False),
+        "--label-file": rules.host_file(_READS, writes=False),
+        "--authfile": rules.host_file(_READS, writes=False),
+        # podman binds the init binary into the container read-only.
+        "--init-path": rules.host_file(_READS, writes=False),
+        "--cidfile": rules.host_file(_WRITES, writes=True),
+        "--pidfile": rules.host_file(_WRITES, writes=True),
+        "--conmon-pidfile": rules.host_file(_WRITES, writes=True),
         "--log-opt": rules.log_opt,
         "--sysctl": rules.sysctl(comma_separated=True),
         "--group-add": _group_add,

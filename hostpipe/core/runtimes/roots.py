@@ -82,11 +82,6 @@ def _resolved(written: tuple[str, ...], host: Host) -> tuple[str, ...]:
     return tuple(roots)
 
 
-def resolved_roots(rules: ArgumentRules, host: Host) -> tuple[str, ...]:
-    """Every bind root, expanded and resolved on the host."""
-    return _resolved(rules.bind_roots, host)
-
-
 def _inside(path: str, root: str) -> bool:
     return root in ("/", path) or path.startswith(root.rstrip("/") + "/")
 
@@ -137,7 +132,7 @@ def describe_roots(rules: ArgumentRules) -> str:
 
 
 def read_write_refused(argument: str, doing: str, path: str, rules: ArgumentRules, fix: str) -> ArgvRefused:
-    """The refusal of `doing` `path` read-write when it lies under a read-only root and under no bind root.
+    """The refusal of a read-write use of `path`, which lies under a read-only root and under no bind root.
 
     `doing` says what the option does with the path ("-v binds the host path"); `fix` says how the line
     could use it read-only ("add :ro to bind it read-only"), or why it cannot.
@@ -145,6 +140,6 @@ def read_write_refused(argument: str, doing: str, path: str, rules: ArgumentRule
     return ArgvRefused(
         READ_WRITE_RULE,
         argument,
-        f"{doing} {path!r} read-write, and it lies under a read-only root, not a bind root "
-        f"({describe_roots(rules)}); {fix}, or a site may list its folder in bind_roots",
+        f"{doing} {path!r} in a way that can change the host files, and it lies under a read-only root, not "
+        f"a bind root ({describe_roots(rules)}); {fix}, or a site may list its folder in bind_roots",
     )

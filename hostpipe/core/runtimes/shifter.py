@@ -12,11 +12,13 @@ The other types keep their prefix (`id:...`, `custom:...`, `local:/path`). shift
 characters it does not expect in an image or a volume path; hostpipe refuses such words instead, so the
 image and paths a rule judges are the ones shifter uses.
 
-Rules: every host path given with `-V/--volume` must lie under the runtime's `bind_roots`, and so must a
-`local:` image; `-m/--module` may name only the modules listed in `modules` (or `none`). `--env-file` and
-`--workdir` are read after shifter has entered the image, so they name paths in the container, not on the
-host. shifter also reads SHIFTER_IMAGE, SHIFTER_VOLUME and SHIFTER_MODULE from its environment; those reach it
-only through a policy's `pass_env` or `env`.
+Rules: every host path given with `-V/--volume` must lie under the runtime's `bind_roots`, or under its
+`read_only_roots` when the volume carries shifter's read-only flag (`ro`, in any case, and no
+`perNodeCache`); a `local:` image, which shifter only reads, may lie under either. `-m/--module` may name
+only the modules listed in `modules` (or `none`). `--env-file` and `--workdir` are read after shifter has
+entered the image, so they name paths in the container, not on the host. shifter also reads SHIFTER_IMAGE,
+SHIFTER_VOLUME and SHIFTER_MODULE from its environment; those reach it only through a policy's `pass_env` or
+`env`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from hostpipe.core.runtimes.base import (
     OptionSpec,
 )
 from hostpipe.core.runtimes.getopt_long import read_options
-from hostpipe.core.runtimes.roots import describe_roots, host_path_under_roots, resolved_roots
+from hostpipe.core.runtimes.roots import describe_roots, host_roots, read_write_refused
 
 KIND = "shifter"
 
@@ -93,12 +95,14 @@ def _image(option: Option) -> str:
     return tag if kind == "docker" else f"{kind}:{tag}"
 
 
-def volume_sources(option: Option) -> tuple[str, ...]:
-    """The host paths one `-V/--volume` value mounts: `from:to[:flag...]`, several joined by `;`.
+def volume_sources(option: Option) -> tuple[tuple[str, bool], ...]:
+    """The host paths one `-V/--volume` value mounts, each with whether shifter mounts it read-only.
 
-    Raises ArgvRefused for any volume shifter would reject or read differently from how it is written.
+    A value is `from:to[:flag...]`, several joined by `;`. shifter reads the flag `ro` without regard to
+    case; a per-node cache is not counted as read-only. Raises ArgvRefused for any volume shifter would
+    reject or read differently from how it is written.
     """
-    sources: list[str] = []
+    sources: list[tuple[str, bool]] = []
     for volume in (option.value or "").split(";"):
         if not volume:
             continue  # shifter skips empty entries between separators
@@ -114,7 +118,9 @@ def volume_sources(option: Option) -> tuple[str, ...]:
             problem = "asks for a flag other than ro or perNodeCache"
         if problem is not None:
             raise ArgvRefused("bad-volume", option.spelling, f"the volume {volume!r} {problem}")
-        sources.append(parts[0])
+        flags = [flag.lower() for flag in parts[2:]]
+        read_only = "ro" in flags and not any(flag.startswith("pernodecache") for flag in flags)
+        sources.append((parts[0], read_only))
     if not sources:
         raise ArgvRefused("bad-volume", option.spelling, f"{option.spelling!r} names no volume")
     return tuple(sources)
@@ -165,30 +171,35 @@ def _check_modules(option: Option, rules: ArgumentRules) -> None:
 
 
 def check(invocation: Invocation, rules: ArgumentRules, host: Host) -> None:
-    """Refuse volumes and local images outside `bind_roots`, and modules not listed in `modules`."""
-    roots = resolved_roots(rules, host)
+    """Refuse volumes and local images outside the roots, and modules not listed in `modules`."""
+    roots = host_roots(rules, host)
     for option in invocation.options:
         if option.name == "--volume":
-            for source in volume_sources(option):
-                if not host_path_under_roots(source, roots, host):
+            for source, read_only in volume_sources(option):
+                access = roots.access(source, host)
+                if access is None:
                     raise ArgvRefused(
                         "bind-outside-roots",
                         option.spelling,
-                        f"-V/--volume mounts the host path {source!r}, which is not under a bind root "
+                        f"-V/--volume mounts the host path {source!r}, which is not under any root "
                         f"({describe_roots(rules)}); a site can add its folder to bind_roots for shifter",
                     )
+                if access == "read-only" and not read_only:
+                    doing = "-V/--volume mounts the host path"
+                    raise read_write_refused(option.spelling, doing, source, rules, "add :ro to mount it read-only")
         elif option.name == "--module":
             _check_modules(option, rules)
     image = invocation.image or ""
     if image.startswith("local:"):
         path = image.removeprefix("local:")
-        if not host_path_under_roots(path, roots, host):
+        if roots.access(path, host) is None:
             written = [option.spelling for option in invocation.options if option.name == "--image"]
             raise ArgvRefused(
                 "image-outside-roots",
                 written[0] if written else image,
-                f"--image runs the host folder {path!r} as a local image, and it is not under a bind root "
-                f"({describe_roots(rules)}); a site can add its folder to bind_roots for shifter",
+                f"--image runs the host folder {path!r} as a local image, and it is not under any root "
+                f"({describe_roots(rules)}); a site can add its folder to bind_roots or read_only_roots for "
+                "shifter",
             )
 
 

@@ -28,8 +28,9 @@ def words(argv: str, host: TmpHost) -> tuple[str, ...]:
 def decide(argv: str, host: TmpHost, grammar: Grammar = apptainer.GRAMMAR, **rules: Any) -> str | None:
     """The rule that refuses `argv` (with `{home}` standing for HOME) under `rules`, or None if allowed."""
     rules = dict(rules)
-    if "bind_roots" in rules:
-        rules["bind_roots"] = tuple(root.replace("{home}", host.home) for root in rules["bind_roots"])
+    for key in ("bind_roots", "read_only_roots"):
+        if key in rules:
+            rules[key] = tuple(root.replace("{home}", host.home) for root in rules[key])
     try:
         invocation = grammar.parse(words(argv, host))
         grammar.check(invocation, ArgumentRules(**rules), host)
@@ -312,6 +313,96 @@ def test_singularity_reads_the_same_command_line_under_its_own_kind() -> None:
     assert apptainer.GRAMMAR.subcommands == apptainer.SINGULARITY.subcommands == ("run", "exec")
 
 
+# --- read-only roots --------------------------------------------------------------------------------------
+
+RO = {"read_only_roots": ("~/data",)}
+RO_HOME = {"read_only_roots": ("~",)}
+PROC = {"bind_roots": ("~",), "read_only_roots": ("/proc",)}
+
+READ_ONLY_RULES: list[tuple[str, dict[str, Any], str | None]] = [
+    # -B/--bind: read-only only with `ro` among the bind's options and no `rw` beside it.
+    (f"run -B {{home}}/data:/d {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/data {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/data:/d:ro {IMG}", RO, None),
+    (f"run --bind={{home}}/data/x:/x:ro {IMG}", RO, None),
+    (f"run -cB{{home}}/data:/d:ro {IMG}", RO, None),
+    (f"run --bind {{home}}/data:/d:rw {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/data:/d:ro,rw {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/data:/d:rw,ro {IMG}", RO, "bind-read-write"),
+    # Each bind of a list is judged on its own options.
+    (f"run -B {{home}}/data:/d:ro,{{home}}/data/x:/x {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/data:/d:ro,{{home}}/data/x:/x:ro {IMG}", RO, None),
+    (f"run -B {{home}}/data:/d:ro -B {{home}}/data/x {IMG}", RO, "bind-read-write"),
+    # A bind out of an image file takes `ro` after a comma.
+    (f"run -B {{home}}/img.tar:/i:image-src=/,ro {IMG}", RO_HOME, None),
+    (f"run -B {{home}}/img.tar:/i:image-src=/ {IMG}", RO_HOME, "bind-read-write"),
+    # --mount: every ro/readonly field bare or true.
+    (f"run --mount type=bind,src={{home}}/data,dst=/d {IMG}", RO, "bind-read-write"),
+    (f"run --mount type=bind,src={{home}}/data,dst=/d,ro {IMG}", RO, None),
+    (f"run --mount=type=bind,source={{home}}/data,destination=/d,readonly {IMG}", RO, None),
+    (f"run --mount type=bind,src={{home}}/data,dst=/d,ro=true {IMG}", RO, None),
+    (f"run --mount type=bind,src={{home}}/data,dst=/d,ro=false {IMG}", RO, "bind-read-write"),
+    (f"run --mount type=bind,src={{home}}/data,dst=/d,ro,readonly=0 {IMG}", RO, "bind-read-write"),
+    # An overlay is the container's writable layer unless given :ro.
+    (f"run -o {{home}}/data {IMG}", RO, "bind-read-write"),
+    (f"run --overlay {{home}}/data:rw {IMG}", RO, "bind-read-write"),
+    (f"run -o {{home}}/data:ro {IMG}", RO, None),
+    (f"run --overlay={{home}}/data/x:ro,{{home}}/data:rw {IMG}", RO, "bind-read-write"),
+    # The home folder and the work folder are written; --containlibs is not counted as read-only.
+    (f"run -H {{home}}/data {IMG}", RO, "bind-read-write"),
+    (f"run --home {{home}}/data:/home/u {IMG}", RO, "bind-read-write"),
+    (f"run -W {{home}}/data {IMG}", RO, "bind-read-write"),
+    (f"run --containlibs {{home}}/data/x {IMG}", RO, "bind-read-write"),
+    # Files apptainer reads may lie under a read-only root; its temporary folder may not.
+    (f"run --env-file {{home}}/data/a.env {IMG}", RO, None),
+    (f"run --apply-cgroups {{home}}/data/limits.toml {IMG}", RO, None),
+    (f"run --authfile {{home}}/data/auth.json {IMG}", RO, None),
+    (f"run --pem-path {{home}}/data/k.pem {IMG}", RO, None),
+    (f"run --tmpdir {{home}}/data {IMG}", RO, "path-outside-roots"),
+    (f"run --tmpdir {{home}}/data {IMG}", {"bind_roots": ("~/data",)}, None),
+    # Local images and archives are read, unless --writable writes into the image.
+    ("exec lolcow_latest.sif cowsay moo", RO_HOME, None),
+    ("run {home}/ersap_v0.1.sif", RO_HOME, None),
+    ("run docker-archive:{home}/img.tar:latest", RO_HOME, None),
+    ("run {home}/link_to_etc/x.sif", RO_HOME, "image-outside-roots"),
+    ("run -w lolcow_latest.sif", {"allow_options": ("--writable",), **RO_HOME}, "bind-read-write"),
+    ("run --writable=false lolcow_latest.sif", {"allow_options": ("--writable",), **RO_HOME}, None),
+    ("run -w lolcow_latest.sif", {"allow_options": ("--writable",), "bind_roots": ("~",)}, None),
+    # Symlinks and `..` resolve as for bind roots; a root may be a symlink.
+    (f"run -B {{home}}/link_to_data:/d:ro {IMG}", RO, None),
+    (f"run -B {{home}}/link_to_data:/d {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/data/../data/x:/x {IMG}", RO, "bind-read-write"),
+    (f"run -B {{home}}/deep_link/../../../data:/d:ro {IMG}", RO, "bind-outside-roots"),
+    (f"run -B {{home}}/data/x:/x {IMG}", {"read_only_roots": ("{home}/link_to_data",)}, "bind-read-write"),
+    (f"run -B {{home}}/data/x:/x:ro {IMG}", {"read_only_roots": ("{home}/link_to_data",)}, None),
+    # Under a bind root as well, a path stays read-write.
+    (f"run -B {{home}}/data/x:/x {IMG}", {"bind_roots": ("~/data/x",), **RO}, None),
+    (f"run -B {{home}}/data:/d {IMG}", {"bind_roots": ("~/data/x",), **RO}, "bind-read-write"),
+    # The process exporter's line with /proc as a read-only root.
+    ("run --bind /proc:/host_proc {home}/process-exporter_pgid-go.sif", PROC, "bind-read-write"),
+    ("run --bind /proc:/host_proc:ro {home}/process-exporter_pgid-go.sif", PROC, None),
+]
+
+
+@pytest.mark.parametrize(("argv", "rules", "expected"), READ_ONLY_RULES)
+def test_read_only_roots_admit_only_read_only_uses_in_any_spelling(
+    argv: str, rules: dict[str, Any], expected: str | None, host: TmpHost
+) -> None:
+    """Under a read-only root a bind must be read-only, and only what apptainer reads is allowed."""
+    assert decide(argv, host, **rules) == expected
+    assert decide(argv, host, apptainer.SINGULARITY, **rules) == expected
+
+
+def test_read_write_bind_refusal_quotes_the_argument_and_names_both_fixes(host: TmpHost) -> None:
+    """The refusal quotes the bind as written and says to add :ro or to open a bind root."""
+    invocation = apptainer.parse(("run", "-B", "/proc:/host_proc", IMG))
+    with pytest.raises(ArgvRefused) as refused:
+        apptainer.check(invocation, ArgumentRules(read_only_roots=("/proc",)), host)
+    assert (refused.value.rule, refused.value.argument) == ("bind-read-write", "-B /proc:/host_proc")
+    assert ":ro" in refused.value.reason
+    assert "bind_roots" in refused.value.reason
+
+
 # --- the lines pods write ------------------------------------------------------------------------------------
 
 ALLOWED_BY_DEFAULT = ["run docker://sylabsio/lolcow:latest"]
@@ -431,6 +522,56 @@ def _rule(argv: list[str], rules: ArgumentRules, host: TmpHost) -> str | None:
     except ArgvRefused as refused:
         return refused.rule
     return None
+
+
+_SPECS = {spec.canonical: spec for spec in apptainer.RUN_OPTIONS}
+_READ_WRITE_BINDS = [
+    ("--bind", "{home}/data:/d"),
+    ("--bind", "{home}/data"),
+    ("--bind", "{home}/data/x:/x:rw"),
+    ("--bind", "{home}/data:/d:ro,rw"),
+    ("--bind", "{home}/data/x:/x:ro,{home}/data:/d"),
+    ("--mount", "type=bind,src={home}/data,dst=/d"),
+    ("--mount", "type=bind,src={home}/data,dst=/d,ro=false"),
+    ("--overlay", "{home}/data"),
+    ("--home", "{home}/data"),
+    ("--workdir", "{home}/data"),
+]
+_ALONGSIDE = [
+    ("--contain", None),
+    ("--cleanenv", None),
+    ("--no-home", None),
+    ("--env", "A=1"),
+    ("--bind", "{home}/data/x:/ro:ro"),
+    ("--overlay", "{home}/data/x:ro"),
+    ("--env-file", "{home}/data/a.env"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    alongside=st.lists(st.sampled_from(_ALONGSIDE), max_size=3),
+    bind=st.sampled_from(_READ_WRITE_BINDS),
+    at=st.integers(0, 3),
+    data=st.data(),
+)
+def test_read_write_bind_under_a_read_only_root_stays_refused_in_any_spelling(
+    alongside: list[tuple[str, str | None]],
+    bind: tuple[str, str],
+    at: int,
+    data: st.DataObject,
+    host: TmpHost,
+) -> None:
+    """However the line is written, a read-write use of a read-only root is refused as bind-read-write."""
+    options = [*alongside]
+    options.insert(min(at, len(options)), bind)
+    argv = ["run"]
+    for name, written in options:
+        value = written.replace("{home}", host.home) if written is not None else None
+        argv += data.draw(st.sampled_from(_spellings(_SPECS[name], value)))
+    argv.append(IMG)
+    assert _rule(argv, ArgumentRules(read_only_roots=("~/data",)), host) == "bind-read-write"
+    assert _rule(argv, ArgumentRules(bind_roots=("~/data",)), host) is None
 
 
 def test_option_tables_hold_each_name_once() -> None:

@@ -379,6 +379,113 @@ def test_every_option_has_a_rule() -> None:
     assert names <= set(docker.RULES)
 
 
+# --- read-only roots --------------------------------------------------------------------------------------
+
+RO = {"read_only_roots": ("~/data",)}
+PROC = {"read_only_roots": ("/proc",)}
+
+READ_ONLY_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    # -v is read-only only with ro, given once, without rw, and without relabelling the host files.
+    ("docker run -v @HOME/data:/d ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data:/d:ro ubuntu", RO, None),
+    ("docker run --volume=@HOME/data/x:/x:ro ubuntu", RO, None),
+    ("docker run --volume @HOME/data/x:/x ubuntu", RO, "bind-read-write"),
+    ("docker run -itv@HOME/data:/d:ro ubuntu", RO, None),
+    ("docker run -itv@HOME/data:/d ubuntu", RO, "bind-read-write"),
+    ("docker run -v=@HOME/data:/d:rw ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data:/d:ro,rw ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data:/d:ro,ro ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data:/d:rslave ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data:/d:nocopy,ro,rslave ubuntu", RO, None),
+    ("docker run -v @HOME/data:/d:z,ro ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data:/d:ro,Z ubuntu", RO, "bind-read-write"),
+    # docker knows no `RO` and no `readonly` in -v: such a line is not read at all.
+    ("docker run -v @HOME/data:/d:RO ubuntu", RO, "mount-syntax"),
+    ("docker run -v @HOME/data:/d:readonly ubuntu", RO, "mount-syntax"),
+    # --mount: exactly one ro/readonly field, bare or true in any spelling docker's ParseBool reads.
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d ubuntu", RO, "bind-read-write"),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,readonly ubuntu", RO, None),
+    ("docker run --mount type=bind,source=@HOME/data,target=/d,ro ubuntu", RO, None),
+    ("docker run --mount=type=bind,src=@HOME/data,dst=/d,ro=true ubuntu", RO, None),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,readonly=1 ubuntu", RO, None),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,readonly=T ubuntu", RO, None),
+    ("docker run --mount Type=Bind,Src=@HOME/data,Dst=/d,RO=TRUE ubuntu", RO, None),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,ro=false ubuntu", RO, "bind-read-write"),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,readonly=0 ubuntu", RO, "bind-read-write"),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,ro=yes ubuntu", RO, "bind-read-write"),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,rw ubuntu", RO, "bind-read-write"),
+    # docker lets the last of several ro fields win; hostpipe counts none of them.
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,ro,ro=false ubuntu", RO, "bind-read-write"),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,ro=false,ro ubuntu", RO, "bind-read-write"),
+    # bind-recursive=writable leaves the mounts below a read-only bind writable.
+    (
+        "docker run --mount type=bind,src=@HOME/data,dst=/d,readonly,bind-recursive=writable ubuntu",
+        RO,
+        "bind-read-write",
+    ),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,readonly,bind-recursive=readonly ubuntu", RO, None),
+    ("docker run --mount type=bind,src=@HOME/data,dst=/d,ro,bind-nonrecursive ubuntu", RO, None),
+    # Symlinks and `..` resolve as they do for bind roots, relative paths from HOME.
+    ("docker run -v @HOME/link_to_data:/d:ro ubuntu", RO, None),
+    ("docker run -v @HOME/link_to_data:/d ubuntu", RO, "bind-read-write"),
+    ("docker run -v ./data/x:/x:ro ubuntu", RO, None),
+    ("docker run -v ./data/x:/x ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data/../data/x:/x ubuntu", RO, "bind-read-write"),
+    ("docker run -v @HOME/data/..:/h:ro ubuntu", RO, "bind-outside-roots"),
+    ("docker run -v @HOME/deep_link/../../../data:/d:ro ubuntu", RO, "bind-outside-roots"),
+    ("docker run -v @HOME/link_to_etc:/e:ro ubuntu", {"read_only_roots": ("~",)}, "bind-outside-roots"),
+    # A read-only root may itself be a symlink or be written with $HOME.
+    ("docker run -v @HOME/data/x:/x ubuntu", {"read_only_roots": ("$HOME/link_to_data",)}, "bind-read-write"),
+    ("docker run -v @HOME/data/x:/x:ro ubuntu", {"read_only_roots": ("$HOME/link_to_data",)}, None),
+    # A path under a bind root stays read-write: a read-only root never narrows a bind root.
+    ("docker run -v @HOME/data/x:/x ubuntu", {"bind_roots": ("~/data/x",), **RO}, None),
+    ("docker run -v @HOME/data:/d ubuntu", {"bind_roots": ("~/data/x",), **RO}, "bind-read-write"),
+    ("docker run -v @HOME/data:/d ubuntu", {"bind_roots": ("~/data",), **RO}, None),
+    # The engine socket stays out of reach through a read-only root.
+    ("docker run -v /run:/r:ro ubuntu", {"read_only_roots": ("/",)}, "engine-socket"),
+    ("docker run -v @HOME/data/sock_link:/s:ro ubuntu", RO, "engine-socket"),
+    # Files docker reads may lie under a read-only root; files it writes may not.
+    ("docker run --env-file @HOME/data/x.env ubuntu", RO, None),
+    ("docker run --label-file=@HOME/data/x.env ubuntu", RO, None),
+    ("docker run --security-opt seccomp=@HOME/data/x.env ubuntu", {"allow_unconfined": True, **RO}, None),
+    ("docker run --env-file /etc/passwd ubuntu", RO, "host-file"),
+    ("docker run --cidfile @HOME/data/cid ubuntu", RO, "host-file"),
+    ("docker run --log-opt syslog-tls-key=@HOME/data/key ubuntu", RO, "host-file"),
+    # The process exporter's bind of /proc, the reason read_only_roots exists.
+    ("docker run -v /proc:/host_proc ubuntu", PROC, "bind-read-write"),
+    ("docker run -v /proc:/host_proc:ro ubuntu", PROC, None),
+    ("docker run --mount type=bind,src=/proc,dst=/host_proc,readonly ubuntu", PROC, None),
+    ("docker run --mount type=bind,src=/proc,dst=/host_proc ubuntu", PROC, "bind-read-write"),
+    ("docker run -v /proc/sys:/s ubuntu", PROC, "bind-read-write"),
+]
+
+
+@pytest.mark.parametrize(("line", "rules", "expected"), READ_ONLY_CASES)
+def test_read_only_roots_admit_only_read_only_binds_in_every_spelling(
+    line: str, rules: dict[str, Any], expected: str | None, host: TmpHost
+) -> None:
+    """Under a read-only root a bind must be read-only in a way docker honours; files only read are fine."""
+    assert decide(GRAMMAR, words_of(line, host), host, **rules) == expected
+
+
+@pytest.mark.parametrize(
+    ("words", "argument", "fix"),
+    [
+        (("run", "-v", "/proc:/host_proc", "ubuntu"), "-v /proc:/host_proc", ":ro"),
+        (("run", "--mount=type=bind,src=/proc,dst=/p", "ubuntu"), "--mount=type=bind,src=/proc,dst=/p", "readonly"),
+    ],
+)
+def test_read_write_bind_refusal_quotes_the_argument_and_names_both_fixes(
+    words: tuple[str, ...], argument: str, fix: str, host: TmpHost
+) -> None:
+    """The refusal quotes the bind as written and says to make it read-only or to open a bind root."""
+    with pytest.raises(ArgvRefused) as refused:
+        GRAMMAR.check(GRAMMAR.parse(words), ArgumentRules(read_only_roots=("/proc",)), host)
+    assert (refused.value.rule, refused.value.argument) == ("bind-read-write", argument)
+    assert fix in refused.value.reason
+    assert "bind_roots" in refused.value.reason
+
+
 # --- properties ----------------------------------------------------------------------------------------------
 
 _VOCABULARY = sorted({n for s in docker.GLOBAL_OPTIONS + docker.RUN_OPTIONS for n in s.names})
@@ -420,6 +527,62 @@ def test_decision_survives_respelling(case: tuple[Chosen, list[str], list[str], 
     assert decide(GRAMMAR, [*prefix, *again, "ubuntu", "ls"], host, **rules) == decision
     assert decide(GRAMMAR, ["run", *home, *home, "ubuntu"], host, **rules) == decision
     assert decide(GRAMMAR, ["run", "--", "ubuntu", *home], host, **rules) is None
+
+
+_SPECS = {spec.canonical: spec for spec in docker.RUN_OPTIONS}
+_READ_WRITE_BINDS = [
+    ("--volume", "@HOME/data:/d"),
+    ("--volume", "@HOME/data/x:/x:rw"),
+    ("--volume", "./data:/d:rslave"),
+    ("--volume", "@HOME/link_to_data:/d:z,ro"),
+    ("--mount", "type=bind,src=@HOME/data,dst=/d"),
+    ("--mount", "type=bind,source=@HOME/data,target=/d,ro=false"),
+    ("--mount", "type=bind,src=@HOME/data/x,dst=/x,readonly,ro=0"),
+    ("--mount", "type=bind,src=@HOME/data,dst=/d,readonly,bind-recursive=writable"),
+]
+_READ_ONLY_BINDS = [
+    ("--volume", "@HOME/data:/d:ro"),
+    ("--volume", "./data/x:/x:ro,rslave"),
+    ("--mount", "type=bind,src=@HOME/data,dst=/d,readonly"),
+    ("--mount", "type=bind,src=@HOME/link_to_data,dst=/d,ro=true"),
+]
+_ALONGSIDE = [
+    ("--rm", "true"),
+    ("--interactive", "true"),
+    ("--tty", "true"),
+    ("--detach", "true"),
+    ("--env", "A=b"),
+    ("--workdir", "/w"),
+    ("--env-file", "@HOME/data/x.env"),
+]
+
+
+@st.composite
+def bind_among_others(draw: st.DrawFn, binds: list[tuple[str, str]]) -> list[str]:
+    """`run`, then one of `binds` among harmless options and read-only binds, all in a random spelling."""
+    chosen = [(_SPECS[name], value) for name, value in draw(st.lists(st.sampled_from(_ALONGSIDE), max_size=4))]
+    chosen += [(_SPECS[name], value) for name, value in draw(st.lists(st.sampled_from(_READ_ONLY_BINDS), max_size=2))]
+    name, value = draw(st.sampled_from(binds))
+    chosen.insert(draw(st.integers(0, len(chosen))), (_SPECS[name], value))
+    prefix = draw(st.sampled_from([["run"], ["container", "run"], ["-D", "run"], ["--log-level=info", "run"]]))
+    return [*prefix, *write(draw, chosen), "ubuntu"]
+
+
+@given(words=bind_among_others(_READ_WRITE_BINDS))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_read_write_bind_under_a_read_only_root_stays_refused_in_any_spelling(words: list[str], host: TmpHost) -> None:
+    """However the options around it are written, a read-write bind of a read-only root is refused as such."""
+    line = [w.replace(HOME, host.home) for w in words]
+    assert decide(GRAMMAR, line, host, read_only_roots=("~/data",)) == "bind-read-write"
+    assert decide(GRAMMAR, line, host, bind_roots=("~/data",)) is None
+
+
+@given(words=bind_among_others(_READ_ONLY_BINDS))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_read_only_bind_under_a_read_only_root_is_allowed_in_any_spelling(words: list[str], host: TmpHost) -> None:
+    """A bind docker mounts read-only stays allowed under a read-only root however the line is written."""
+    line = [w.replace(HOME, host.home) for w in words]
+    assert decide(GRAMMAR, line, host, read_only_roots=("~/data",)) is None
 
 
 # --- the real docker CLI -------------------------------------------------------------------------------------

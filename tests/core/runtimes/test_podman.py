@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from host_tmp import TmpHost, build_host
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from oci_spelling import HOME, Chosen, chosen_options, decide, permissive, real_cli, words_of, write
 
@@ -289,6 +289,83 @@ def test_every_option_has_a_rule() -> None:
     assert names <= set(podman.RULES)
 
 
+# --- read-only roots --------------------------------------------------------------------------------------
+
+RO = {"read_only_roots": ("~/data",)}
+
+# podman 4.3's own readings, checked against the installed podman: -v takes `ro` once and refuses `O` beside
+# any other option; --mount takes one of ro/readonly/rw (case-sensitive keys), valued true or false in any
+# case, with `rw=false` meaning read-only; `U`, `z`, `Z`, `relabel=` and `chown` change the host files.
+READ_ONLY_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    ("podman run -v @HOME/data:/d ubuntu", RO, "bind-read-write"),
+    ("podman run -v @HOME/data:/d:ro ubuntu", RO, None),
+    ("podman run -v=@HOME/data/x:/x:ro,idmap ubuntu", RO, None),
+    ("podman run --volume @HOME/data:/d:rw ubuntu", RO, "bind-read-write"),
+    ("podman run -v @HOME/data:/d:ro,rw ubuntu", RO, "bind-read-write"),
+    # An overlay keeps the host folder as its lower layer, but hostpipe counts only a read-only bind.
+    ("podman run -v @HOME/data:/d:O ubuntu", RO, "bind-read-write"),
+    ("podman run -v @HOME/data:/d:O ubuntu", DATA, None),
+    # Re-owning or relabelling writes to the host files however the bind is mounted.
+    ("podman run -v @HOME/data:/d:U,ro ubuntu", RO, "bind-read-write"),
+    ("podman run -v @HOME/data:/d:ro,z ubuntu", RO, "bind-read-write"),
+    ("podman run -v @HOME/data:/d:Z,ro ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,ro ubuntu", RO, None),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,readonly ubuntu", RO, None),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,ro=True ubuntu", RO, None),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,readonly=TRUE ubuntu", RO, None),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,rw=false ubuntu", RO, None),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,rw=False ubuntu", RO, None),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,rw=true ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,ro=false ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,readwrite=false ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,ro,rw ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,ro,relabel=shared ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,U,ro ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,chown=true,ro ubuntu", RO, "bind-read-write"),
+    ("podman run --mount type=bind,src=@HOME/data,dst=/d,ro,Z ubuntu", RO, "bind-read-write"),
+    # An image mount names no host path.
+    ("podman run --mount type=image,src=fedora,dst=/img ubuntu", RO, None),
+    # Symlinks resolve as for bind roots.
+    ("podman run -v @HOME/link_to_data:/d:ro ubuntu", RO, None),
+    ("podman run -v @HOME/link_to_data/x:/x ubuntu", RO, "bind-read-write"),
+    ("podman run -v @HOME/data/sock_link:/s:ro ubuntu", RO, "engine-socket"),
+    # podman writes mount points and /etc files into a --rootfs folder, overlay or not.
+    ("podman run --rootfs @HOME/data/rootfs sh", RO, "bind-read-write"),
+    ("podman run --rootfs @HOME/data/rootfs:O sh", RO, "bind-read-write"),
+    ("podman run --rootfs=1 @HOME/data/rootfs sh", {"bind_roots": ("~/data/rootfs",), **RO}, None),
+    # Files podman reads (the init binary it binds read-only among them) versus files it writes.
+    ("podman run --env-file @HOME/data/x.env ubuntu", RO, None),
+    ("podman run --authfile=@HOME/data/auth.json ubuntu", RO, None),
+    ("podman run --init --init-path @HOME/data/init ubuntu", RO, None),
+    ("podman run --cidfile @HOME/data/cid ubuntu", RO, "host-file"),
+    ("podman run --pidfile @HOME/data/pid ubuntu", RO, "host-file"),
+    ("podman run --conmon-pidfile @HOME/data/pid ubuntu", RO, "host-file"),
+    ("podman run --log-opt path=@HOME/data/log ubuntu", RO, "host-file"),
+    ("podman --cpu-profile @HOME/data/p run ubuntu", RO, "host-file"),
+    # The process exporter's /proc.
+    ("podman run -v /proc:/host_proc ubuntu", {"read_only_roots": ("/proc",)}, "bind-read-write"),
+    ("podman run -v /proc:/host_proc:ro ubuntu", {"read_only_roots": ("/proc",)}, None),
+]
+
+
+@pytest.mark.parametrize(("line", "rules", "expected"), READ_ONLY_CASES)
+def test_read_only_roots_admit_only_read_only_binds_in_every_spelling(
+    line: str, rules: dict[str, Any], expected: str | None, host: TmpHost
+) -> None:
+    """Under a read-only root a bind must be one podman mounts read-only, leaving the host files alone."""
+    assert decide(GRAMMAR, words_of(line, host), host, **rules) == expected
+
+
+def test_rootfs_under_a_read_only_root_names_bind_roots_as_the_way(host: TmpHost) -> None:
+    """A --rootfs folder cannot be made read-only by the line: the refusal points at bind_roots."""
+    invocation = GRAMMAR.parse(("run", "--rootfs", f"{host.home}/data/rootfs:O", "sh"))
+    with pytest.raises(ArgvRefused) as refused:
+        GRAMMAR.check(invocation, ArgumentRules(read_only_roots=("~/data",)), host)
+    assert (refused.value.rule, refused.value.argument) == ("bind-read-write", "--rootfs")
+    assert "bind_roots" in refused.value.reason
+
+
 # --- properties ----------------------------------------------------------------------------------------------
 
 _VOCABULARY = sorted({n for s in podman.GLOBAL_OPTIONS + podman.RUN_OPTIONS for n in s.names})
@@ -333,6 +410,53 @@ def test_decision_survives_respelling(case: tuple[Chosen, list[str], list[str], 
     decision = decide(GRAMMAR, ["run", *home, "ubuntu", "ls"], host, **rules)
     assert decide(GRAMMAR, [*prefix, *again, "ubuntu", "ls"], host, **rules) == decision
     assert decide(GRAMMAR, ["run", *home, *home, "ubuntu"], host, **rules) == decision
+
+
+_SPECS = {spec.canonical: spec for spec in podman.RUN_OPTIONS}
+_READ_WRITE_BINDS = [
+    ("--volume", "@HOME/data:/d"),
+    ("--volume", "@HOME/data/x:/x:rw"),
+    ("--volume", "./data:/d:O"),
+    ("--volume", "@HOME/link_to_data:/d:U,ro"),
+    ("--mount", "type=bind,src=@HOME/data,dst=/d"),
+    ("--mount", "type=bind,source=@HOME/data,target=/d,ro=false"),
+    ("--mount", "type=bind,src=@HOME/data/x,dst=/x,rw=true"),
+    ("--mount", "type=bind,src=@HOME/data,dst=/d,ro,relabel=private"),
+]
+_ALONGSIDE = [
+    ("--rm", "true"),
+    ("--interactive", "true"),
+    ("--tty", "true"),
+    ("--env", "A=b"),
+    ("--workdir", "/w"),
+    ("--volume", "@HOME/data/x:/ro:ro"),
+    ("--mount", "type=bind,src=@HOME/data,dst=/ro2,rw=false"),
+]
+
+
+@st.composite
+def read_write_bind_among_others(draw: st.DrawFn) -> list[str]:
+    """`run`, then a read-write bind among harmless options and read-only binds, in a random spelling."""
+    chosen = [(_SPECS[name], value) for name, value in draw(st.lists(st.sampled_from(_ALONGSIDE), max_size=4))]
+    name, value = draw(st.sampled_from(_READ_WRITE_BINDS))
+    chosen.insert(draw(st.integers(0, len(chosen))), (_SPECS[name], value))
+    prefix = draw(st.sampled_from([["run"], ["container", "run"], ["--log-level", "error", "run"]]))
+    return [*prefix, *write(draw, chosen), "ubuntu"]
+
+
+@given(words=read_write_bind_among_others())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_read_write_bind_under_a_read_only_root_stays_refused_in_any_spelling(words: list[str], host: TmpHost) -> None:
+    """However the line is written, a read-write bind of a read-only root is refused as such.
+
+    podman's early scan for remote-mode flags reads letters in a short option's attached value (`-v/x/rc`) as
+    flags, which hostpipe refuses first as a daemon option; such spellings say nothing about binds.
+    """
+    line = [w.replace(HOME, host.home) for w in words]
+    decision = decide(GRAMMAR, line, host, read_only_roots=("~/data",))
+    assume(decision != "daemon-option")
+    assert decision == "bind-read-write"
+    assert decide(GRAMMAR, line, host, bind_roots=("~/data",)) is None
 
 
 # --- the real podman -----------------------------------------------------------------------------------------
@@ -411,6 +535,9 @@ def test_finds_the_image_podman_finds(
     words = [*storage, *globals_, *(["container", "run"] if container else ["run"]), "--pull=never"]
     words += [w for option in options for w in option] + (["--"] if dash else []) + ["hostpipe-no-image", "-d"]
     printed = real_cli(["podman", *words])
+    # podman validates some values before it looks up the image (`--net none` given twice, say); such a run
+    # says nothing about where it reads the image, so it cannot be compared.
+    assume("cannot set multiple networks" not in printed)
     match = re.search(r"Error: (\S+): image not known", printed)
     try:
         image = GRAMMAR.parse(tuple(words)).image

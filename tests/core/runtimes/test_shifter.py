@@ -217,6 +217,68 @@ def test_shifter_has_no_subcommands() -> None:
     assert shifter.GRAMMAR.subcommands == ()
 
 
+# --- read-only roots --------------------------------------------------------------------------------------
+
+RO = {"read_only_roots": ("~/data",)}
+
+# shifter (src/VolumeMap.c) reads each flag after the second `:` with strcasecmp: `ro` in any case mounts
+# the volume read-only; `perNodeCache` makes it a per-node cache, which hostpipe does not count as read-only.
+READ_ONLY_RULES: list[tuple[str, dict[str, Any], str | None]] = [
+    ("-i ubuntu -V {home}/data:/d", RO, "bind-read-write"),
+    ("-i ubuntu -V {home}/data:/d:ro", RO, None),
+    ("-i ubuntu -V{home}/data:/d:RO", RO, None),
+    ("-i ubuntu --volume={home}/data/x:/x:Ro", RO, None),
+    ("-vV {home}/data:/d:ro -i ubuntu", RO, None),
+    ("-vV {home}/data:/d -i ubuntu", RO, "bind-read-write"),
+    # Each volume of a `;` list is judged on its own flags.
+    ("-i ubuntu -V '{home}/data/x:/x:ro;{home}/data:/d'", RO, "bind-read-write"),
+    ("-i ubuntu -V '{home}/data:/d:ro;;{home}/data/x:/x:ro'", RO, None),
+    ("-i ubuntu -V {home}/data:/d:ro -V {home}/data/x:/x", RO, "bind-read-write"),
+    ("-i ubuntu -V {home}/data:/c:ro:perNodeCache=size=1G", RO, "bind-read-write"),
+    ("-i ubuntu -V {home}/data:/c:perNodeCache=size=1G", {"bind_roots": ("~/data",)}, None),
+    # Symlinks resolve as for bind roots; shifter itself refuses `..`.
+    ("-i ubuntu -V {home}/link_to_data:/d:ro", RO, None),
+    ("-i ubuntu -V {home}/link_to_data:/d", RO, "bind-read-write"),
+    ("-i ubuntu -V {home}/link_to_etc:/e:ro", {"read_only_roots": ("~",)}, "bind-outside-roots"),
+    ("-i ubuntu -V {home}/data/x:/x", {"read_only_roots": ("$HOME/link_to_data",)}, "bind-read-write"),
+    # Under a bind root as well, a volume stays read-write.
+    ("-i ubuntu -V {home}/data/x:/x", {"bind_roots": ("~/data/x",), **RO}, None),
+    ("-i ubuntu -V {home}/data:/d", {"bind_roots": ("~/data/x",), **RO}, "bind-read-write"),
+    # A local image is only read.
+    ("--image=local:{home}/img", {"read_only_roots": ("~",)}, None),
+    ("--image=local:img", {"read_only_roots": ("~",)}, None),
+    ("--image=local:{home}/link_to_etc", {"read_only_roots": ("~",)}, "image-outside-roots"),
+    # The process exporter's /proc as a read-only root.
+    (
+        "--image=jlabtsai/process-exporter:v1.0 -V /proc:/host_proc --entrypoint",
+        {"read_only_roots": ("/proc",)},
+        "bind-read-write",
+    ),
+    (
+        "--image=jlabtsai/process-exporter:v1.0 -V /proc:/host_proc:ro --entrypoint",
+        {"read_only_roots": ("/proc",)},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "rules", "expected"), READ_ONLY_RULES)
+def test_read_only_roots_admit_only_read_only_volumes_in_any_spelling(
+    argv: str, rules: dict[str, Any], expected: str | None, host: TmpHost
+) -> None:
+    """Under a read-only root a volume must carry shifter's ro flag; local images are only read."""
+    assert decide(argv, host, **rules) == expected
+
+
+def test_read_write_volume_refusal_quotes_the_argument_and_names_both_fixes(host: TmpHost) -> None:
+    """The refusal quotes the volume as written and says to add :ro or to open a bind root."""
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.check(shifter.parse(("-i", "x", "-V", "/proc:/p")), ArgumentRules(read_only_roots=("/proc",)), host)
+    assert (refused.value.rule, refused.value.argument) == ("bind-read-write", "-V /proc:/p")
+    assert ":ro" in refused.value.reason
+    assert "bind_roots" in refused.value.reason
+
+
 # --- the lines pods write ------------------------------------------------------------------------------------
 
 ALLOWED_BY_DEFAULT = [
@@ -324,6 +386,44 @@ def _rule(argv: list[str], rules: ArgumentRules, host: TmpHost) -> str | None:
     except ArgvRefused as refused:
         return refused.rule
     return None
+
+
+_SPECS = {spec.canonical: spec for spec in shifter.OPTIONS}
+_READ_WRITE_VOLUMES = [
+    "{home}/data:/d",
+    "{home}/data/x:/x:ro;{home}/data:/d",
+    "{home}/link_to_data:/d",
+    "{home}/data:/c:ro:perNodeCache=size=1G",
+]
+_ALONGSIDE = [
+    ("--verbose", None),
+    ("--clearenv", None),
+    ("-n", None),
+    ("--env", "A=1"),
+    ("--volume", "{home}/data/x:/ro:ro"),
+    ("--entrypoint", "/bin/sh"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    alongside=st.lists(st.sampled_from(_ALONGSIDE), max_size=3),
+    volume=st.sampled_from(_READ_WRITE_VOLUMES),
+    at=st.integers(0, 3),
+    data=st.data(),
+)
+def test_read_write_volume_under_a_read_only_root_stays_refused_in_any_spelling(
+    alongside: list[tuple[str, str | None]], volume: str, at: int, data: st.DataObject, host: TmpHost
+) -> None:
+    """However the line is written, a volume of a read-only root without ro is refused as bind-read-write."""
+    options = [*alongside]
+    options.insert(min(at, len(options)), ("--volume", volume))
+    argv: list[str] = data.draw(st.sampled_from([["-i", "ubuntu"], ["-iubuntu"], ["--image=ubuntu"]]))
+    for name, written in options:
+        value = written.replace("{home}", host.home) if written is not None else None
+        argv += data.draw(st.sampled_from(_spellings(_SPECS[name], value)))
+    assert _rule(argv, ArgumentRules(read_only_roots=("~/data",)), host) == "bind-read-write"
+    assert _rule(argv, ArgumentRules(bind_roots=("~/data",)), host) is None
 
 
 def test_option_table_holds_each_name_once() -> None:

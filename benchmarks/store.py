@@ -53,5 +53,32 @@ def wait_for_counts(
         time.sleep(poll)
 
 
+def wait_for_rows(state_dir: Path, rows: int, timeout: float, poll: float = 0.02) -> int:
+    """Poll until the table holds `rows` records (its largest rowid; ids count from 1 in a new state folder).
+
+    Cheap at any size (one index lookup on one open connection), unlike counting by state, so that polling does
+    not take CPU from the daemon it measures. Returns when the last row was seen (wall ns), or at the timeout.
+    """
+    path = state_dir / "hostpipe.sqlite3"
+    deadline = time.monotonic() + timeout
+    db: sqlite3.Connection | None = None
+    try:
+        while True:
+            if db is None and path.exists():
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            seen = 0
+            if db is not None:
+                try:
+                    seen = db.execute(f'SELECT MAX(rowid) FROM "{_job_table(db)}"').fetchone()[0] or 0
+                except (sqlite3.OperationalError, LookupError):
+                    seen = 0
+            if seen >= rows or time.monotonic() >= deadline:
+                return time.time_ns()
+            time.sleep(poll)
+    finally:
+        if db is not None:
+            db.close()
+
+
 def terminal(counts: dict[str, int]) -> int:
     return sum(n for state, n in counts.items() if state in TERMINAL)

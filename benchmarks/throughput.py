@@ -195,9 +195,9 @@ def refusal_rate(bench: Bench) -> list[Figure]:
         cpu_before = cpu_seconds(daemon.pid)
         writes = run_writers(plans(daemon.pipe, lines, s.refusal_writers, timeout=10), timeout=60 + n / 500)
         written = sum(w.ok for w in writes)
-        counts, done_ns = store.wait_for_counts(
-            daemon.state_dir, lambda c: c.get("refused", 0) >= written, timeout=60 + n / 500, poll=0.05
-        )
+        # Every refused line is terminal when its row is committed: wait for the rows cheaply, then count once.
+        done_ns = store.wait_for_rows(daemon.state_dir, written, timeout=60 + n / 500)
+        counts = store.state_counts(daemon.state_dir)
         cpu_us = _cpu_per_item(cpu_before, cpu_seconds(daemon.pid), n) * 1e6
         rss = peak_rss_mb(daemon.pid)
     elapsed = (done_ns - first_write_ns(writes)) / 1e9

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import os
 import pwd
 import signal
@@ -134,6 +135,9 @@ class Server:
         systemd.notify(f"READY=1\nSTATUS=reading {self.pipe.path}")
         # Watching the policy file is not needed to read the pipe; it starts once the daemon is ready.
         self._start_watcher()
+        # Everything made so far (modules, schemas, tables) lives as long as the daemon: keep the collector
+        # from walking it again on every collection while lines stream in.
+        gc.freeze()
 
     def _lock_state_dir(self) -> None:
         """One daemon per state folder: a second one would repair, and so stop, the first one's running jobs."""

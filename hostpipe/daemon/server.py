@@ -35,7 +35,7 @@ from hostpipe.daemon.fifo import OpenPipe, PipeError, inherited_pipe, open_pipe
 from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.paths import control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
-from hostpipe.daemon.reconcile import reconcile
+from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.store import NewJob, Store
 
 log = structlog.get_logger("hostpipe.server")
@@ -104,7 +104,8 @@ class Server:
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_state_dir()
         self.store = Store(self.config.state_dir)
-        reconcile(self.store, time.time(), grace=self.loaded.policy.kill_grace)
+        containers = Containers(self.loaded, self.environ, self.config.state_dir / "cid", self.expansions.home)
+        reconcile(self.store, time.time(), grace=self.loaded.policy.kill_grace, containers=containers)
         policy = self.loaded.policy
         self.executor = Executor(
             store=self.store,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Sequence
@@ -170,3 +171,37 @@ def real_cli(argv: Sequence[str], **environment: str) -> str:
     env = {**os.environ, **environment}
     result = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, env=env, check=False)
     return result.stdout + result.stderr
+
+
+_HELP_LINE = re.compile(r"^\s+(?:-(\w), )?--([A-Za-z0-9][\w-]*)(\[=[^\]]*\])?(?: (\S+))?(?:\s{2,}|$)")
+
+
+def assert_table_holds_listed_options(help_argv: Sequence[str], table: Sequence[OptionSpec], at_least: int) -> None:
+    """Every option the real CLI lists in its help is in `table`, taking a value exactly when the CLI's does."""
+    listed = {}
+    for line in real_cli(help_argv).splitlines():
+        match = _HELP_LINE.match(line)
+        if match:
+            short, long, optional, value = match.groups()
+            listed[f"--{long}"] = (short, bool(value or optional))
+    assert len(listed) > at_least
+    specs = {n: s for s in table for n in s.names}
+    for long, (short, takes_value) in listed.items():
+        assert long in specs, f"{long} is missing from the table"
+        assert specs[long].takes_value == takes_value, long
+        if short:
+            assert f"-{short}" in specs[long].names, long
+
+
+def assert_cli_knows_every_option(
+    program: str, global_options: Sequence[OptionSpec], run_options: Sequence[OptionSpec], skip: frozenset[str]
+) -> None:
+    """The real CLI accepts every spelling in the tables (asked for help with it, so nothing runs)."""
+    for where, table in (("global", global_options), ("run", run_options)):
+        for spec in table:
+            for name in spec.names:
+                if name in skip and where == "global":
+                    continue
+                word = f"{name}={'1' if spec.takes_value else 'false'}"
+                argv = [program, word, "run", "--help"] if where == "global" else [program, "run", "--help", word]
+                assert "unknown" not in real_cli(argv).lower(), argv

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from oci_spelling import (
     HOME,
     Chosen,
+    assert_cli_knows_every_option,
+    assert_table_holds_listed_options,
     chosen_options,
     decide,
     permissive,
@@ -589,8 +591,6 @@ def test_read_only_bind_under_a_read_only_root_is_allowed_in_any_spelling(words:
 
 needs_docker = pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed")
 
-_HELP_LINE = re.compile(r"^\s+(?:-(\w), )?--([A-Za-z0-9][\w-]*)(\[=[^\]]*\])?(?: (\S+))?(?:\s{2,}|$)")
-
 
 @needs_docker
 @pytest.mark.parametrize(
@@ -599,32 +599,15 @@ _HELP_LINE = re.compile(r"^\s+(?:-(\w), )?--([A-Za-z0-9][\w-]*)(\[=[^\]]*\])?(?:
 )
 def test_tables_hold_every_option_docker_lists(argv: list[str], table: tuple[Any, ...]) -> None:
     """Every option the installed docker lists in its help is in the table, taking a value exactly when it does."""
-    listed = {}
-    for line in real_cli(argv).splitlines():
-        match = _HELP_LINE.match(line)
-        if match:
-            short, long, optional, value = match.groups()
-            listed[f"--{long}"] = (short, bool(value or optional))
-    assert len(listed) > 10
-    specs = {n: s for s in table for n in s.names}
-    for long, (short, takes_value) in listed.items():
-        assert long in specs, f"{long} is missing from the table"
-        assert specs[long].takes_value == takes_value, long
-        if short:
-            assert f"-{short}" in specs[long].names, long
+    assert_table_holds_listed_options(argv, table, at_least=10)
 
 
 @needs_docker
 def test_docker_knows_every_option_in_the_tables() -> None:
     """The installed docker accepts every spelling in the tables, hidden ones too (it prints help, runs nothing)."""
-    for where, table in (("global", docker.GLOBAL_OPTIONS), ("run", docker.RUN_OPTIONS)):
-        for spec in table:
-            for name in spec.names:
-                if name in ("--help", "-h", "--version", "-v") and where == "global":
-                    continue
-                word = f"{name}={'1' if spec.takes_value else 'false'}"
-                argv = ["docker", word, "run", "--help"] if where == "global" else ["docker", "run", "--help", word]
-                assert "unknown" not in real_cli(argv).lower(), argv
+    assert_cli_knows_every_option(
+        "docker", docker.GLOBAL_OPTIONS, docker.RUN_OPTIONS, frozenset(("--help", "-h", "--version", "-v"))
+    )
 
 
 _ORACLE_OPTIONS = [

@@ -14,7 +14,18 @@ import pytest
 from host_tmp import TmpHost, build_host
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from oci_spelling import HOME, Chosen, chosen_options, decide, permissive, real_cli, words_of, write
+from oci_spelling import (
+    HOME,
+    Chosen,
+    assert_cli_knows_every_option,
+    assert_table_holds_listed_options,
+    chosen_options,
+    decide,
+    permissive,
+    real_cli,
+    words_of,
+    write,
+)
 
 from hostpipe.core.runtimes import podman
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused
@@ -463,8 +474,6 @@ def test_read_write_bind_under_a_read_only_root_stays_refused_in_any_spelling(wo
 
 needs_podman = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
-_HELP_LINE = re.compile(r"^\s+(?:-(\w), )?--([A-Za-z0-9][\w-]*)(\[=[^\]]*\])?(?: (\S+))?(?:\s{2,}|$)")
-
 
 @needs_podman
 @pytest.mark.parametrize(
@@ -473,32 +482,15 @@ _HELP_LINE = re.compile(r"^\s+(?:-(\w), )?--([A-Za-z0-9][\w-]*)(\[=[^\]]*\])?(?:
 )
 def test_tables_hold_every_option_podman_lists(argv: list[str], table: tuple[Any, ...]) -> None:
     """Every option the installed podman lists in its help is in the table, taking a value exactly when it does."""
-    listed = {}
-    for line in real_cli(argv).splitlines():
-        match = _HELP_LINE.match(line)
-        if match:
-            short, long, optional, value = match.groups()
-            listed[f"--{long}"] = (short, bool(value or optional))
-    assert len(listed) > 20
-    specs = {n: s for s in table for n in s.names}
-    for long, (short, takes_value) in listed.items():
-        assert long in specs, f"{long} is missing from the table"
-        assert specs[long].takes_value == takes_value, long
-        if short:
-            assert f"-{short}" in specs[long].names, long
+    assert_table_holds_listed_options(argv, table, at_least=20)
 
 
 @needs_podman
 def test_podman_knows_every_option_in_the_tables() -> None:
-    """The installed podman accepts every spelling in the tables, hidden and alias ones too (it prints help only)."""
-    for where, table in (("global", podman.GLOBAL_OPTIONS), ("run", podman.RUN_OPTIONS)):
-        for spec in table:
-            for name in spec.names:
-                if name in ("--help", "--version", "-v") and where == "global":
-                    continue
-                word = f"{name}={'1' if spec.takes_value else 'false'}"
-                argv = ["podman", word, "run", "--help"] if where == "global" else ["podman", "run", "--help", word]
-                assert "unknown" not in real_cli(argv).lower(), argv
+    """The installed podman accepts every spelling in the tables, hidden ones too (it prints help, runs nothing)."""
+    assert_cli_knows_every_option(
+        "podman", podman.GLOBAL_OPTIONS, podman.RUN_OPTIONS, frozenset(("--help", "--version", "-v"))
+    )
 
 
 _ORACLE_GLOBALS = [[], ["--log-level", "error"], ["--log-level=error"], ["--syslog=false"], ["--trace"]]

@@ -27,6 +27,11 @@ class ContainerHandle:
     insert_at: int | None = None
     """Where in argv an added `--cidfile=PATH` goes (just before the image), when the line names neither."""
 
+    @property
+    def adds_cidfile(self) -> bool:
+        """hostpipe adds the cidfile, so it is hostpipe's to remove when the job is over."""
+        return self.insert_at is not None
+
 
 def _last(invocation: Invocation, option: str) -> str | None:
     values = [o.value for o in invocation.options if o.name == option and o.value]
@@ -54,7 +59,7 @@ def container_handle(kind: str, invocation: Invocation, argv: tuple[str, ...]) -
 
 def with_cidfile(argv: tuple[str, ...], handle: ContainerHandle, path: str) -> tuple[str, ...]:
     """argv with `--cidfile=PATH` added where the handle says; unchanged when the line names its container."""
-    if handle.insert_at is None:
+    if not handle.adds_cidfile:
         return argv
     return (*argv[: handle.insert_at], f"--cidfile={path}", *argv[handle.insert_at :])
 

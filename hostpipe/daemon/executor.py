@@ -27,6 +27,7 @@ import structlog
 from hostpipe.core.containers import stop_command, with_cidfile
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
 from hostpipe.core.policy import Allowed
+from hostpipe.daemon.cidfiles import cidfile_for, container_ref
 from hostpipe.daemon.procs import process_start_time, signal_group
 from hostpipe.daemon.store import Store
 
@@ -48,10 +49,9 @@ class Job:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     logger: Any = None
     spawning: bool = False
+    """Between taking a slot and having a process: its start is under way on a spawner thread."""
     cidfile: Path | None = None
     """Where the CLI writes the container's id, for `RUNTIME stop` (docker and podman run jobs)."""
-    added_cidfile: bool = False
-    """Between taking a slot and having a process: its start is under way on a spawner thread."""
 
 
 class SpawnError(Exception):
@@ -70,6 +70,7 @@ class Executor:
         *,
         store: Store,
         logs_dir: Path,
+        cid_dir: Path,
         max_concurrent: int,
         max_queued: int,
         kill_grace: float,
@@ -79,6 +80,7 @@ class Executor:
     ) -> None:
         self._store = store
         self._logs_dir = logs_dir
+        self._cid_dir = cid_dir
         self.max_concurrent = max_concurrent
         self.max_queued = max_queued
         self.kill_grace = kill_grace
@@ -90,7 +92,6 @@ class Executor:
         self._accepting = True
         self._made_dirs: set[Path] = set()
         self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=spawners, thread_name_prefix="spawn")
-        self.on_finished: list[Callable[[Job, Outcome], None]] = []
 
     # -- admission ----------------------------------------------------------------------------------------
 
@@ -145,12 +146,11 @@ class Executor:
             raise SpawnError(f"cannot create the job's log {path}: {error}") from error
         argv = job.allowed.argv
         handle = job.allowed.container
-        if handle is not None and handle.insert_at is not None:
-            job.cidfile, job.added_cidfile = self._logs_dir.parent / "cid" / f"{job.id}.cid", True
-            job.cidfile.parent.mkdir(exist_ok=True, mode=0o700)
-            argv = with_cidfile(argv, handle, str(job.cidfile))
-        elif handle is not None and handle.cidfile is not None:
-            job.cidfile = Path(self._cwd, handle.cidfile)
+        if handle is not None:
+            job.cidfile = cidfile_for(handle, job.id, self._cid_dir, self._cwd)
+            if handle.adds_cidfile and job.cidfile is not None:
+                job.cidfile.parent.mkdir(exist_ok=True, mode=0o700)
+                argv = with_cidfile(argv, handle, str(job.cidfile))
         try:
             process = subprocess.Popen(
                 argv,
@@ -204,7 +204,7 @@ class Executor:
         # The leader is a zombie: its pid still holds the group, so this reaches only what it left behind.
         signal_group(job.process.pid, signal.SIGKILL)
         returncode = job.process.wait()
-        if job.added_cidfile and job.cidfile is not None:
+        if job.allowed.container is not None and job.allowed.container.adds_cidfile and job.cidfile:
             with contextlib.suppress(OSError):
                 job.cidfile.unlink()
         detail = f" after {job.allowed.timeout:g}s" if job.stop_cause is StopCause.TIMEOUT else ""
@@ -226,8 +226,6 @@ class Executor:
             reason=outcome.reason,
         )
         job.ended.set()
-        for callback in self.on_finished:
-            callback(job, outcome)
 
     # -- stopping -------------------------------------------------------------------------------------------
 
@@ -260,12 +258,7 @@ class Executor:
         """On a spawner thread: `RUNTIME stop` the job's container, which its CLI's signals may not reach."""
         handle = job.allowed.container
         assert handle is not None
-        container = handle.name
-        if container is None and job.cidfile is not None:
-            try:
-                container = job.cidfile.read_text().strip() or None
-            except OSError:
-                container = None
+        container = container_ref(handle, job.cidfile)
         if container is None:
             job.logger.info("container_not_created", note="stopping the CLI stops the container's start")
             return

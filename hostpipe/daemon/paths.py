@@ -26,3 +26,8 @@ def default_policy() -> Path:
 
 def control_socket(state_dir: Path) -> Path:
     return state_dir / "control.sock"
+
+
+def cid_dir(state_dir: Path) -> Path:
+    """Container ids of running docker and podman jobs, in files hostpipe adds with --cidfile."""
+    return state_dir / "cid"

@@ -24,6 +24,7 @@ from hostpipe.core.job import JobState, Outcome
 from hostpipe.core.policy import LoadedPolicy, job_env
 from hostpipe.core.runtimes.base import ArgvRefused
 from hostpipe.core.runtimes.registry import GRAMMARS
+from hostpipe.daemon.cidfiles import cidfile_for, container_ref
 from hostpipe.daemon.procs import process_start_time, signal_group
 from hostpipe.daemon.store import JobRecord, Store
 
@@ -52,15 +53,10 @@ class Containers:
         handle = container_handle(runtime.kind, invocation, tuple(record.argv))
         if handle is None:
             return None
-        container = handle.name
-        if container is None:
-            cidfile = Path(self._cwd, handle.cidfile) if handle.cidfile else self._cid_dir / f"{record.id}.cid"
-            try:
-                container = cidfile.read_text().strip() or None
-            except OSError:
-                container = None
-            if handle.cidfile is None:
-                cidfile.unlink(missing_ok=True)
+        cidfile = cidfile_for(handle, record.id, self._cid_dir, self._cwd)
+        container = container_ref(handle, cidfile)
+        if handle.adds_cidfile and cidfile is not None:
+            cidfile.unlink(missing_ok=True)
         if container is None:
             return None
         return executable, container, job_env(runtime, self._environ)

@@ -33,7 +33,7 @@ from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.executor import Executor, Job
 from hostpipe.daemon.fifo import OpenPipe, PipeError, inherited_pipe, open_pipe
 from hostpipe.daemon.host import RealHost
-from hostpipe.daemon.paths import control_socket
+from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.store import NewJob, Store
@@ -104,12 +104,13 @@ class Server:
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_state_dir()
         self.store = Store(self.config.state_dir)
-        containers = Containers(self.loaded, self.environ, self.config.state_dir / "cid", self.expansions.home)
+        containers = Containers(self.loaded, self.environ, cid_dir(self.config.state_dir), self.expansions.home)
         reconcile(self.store, time.time(), grace=self.loaded.policy.kill_grace, containers=containers)
         policy = self.loaded.policy
         self.executor = Executor(
             store=self.store,
             logs_dir=self.config.state_dir / "logs",
+            cid_dir=cid_dir(self.config.state_dir),
             max_concurrent=self.config.max_concurrent or policy.max_concurrent,
             max_queued=policy.max_queued,
             kill_grace=policy.kill_grace,

@@ -87,6 +87,18 @@ class Daemon:
     def ready(self) -> bool:
         return any(e.get("event") == "ready" for e in self.events())
 
+    def daemon_pid(self) -> int:
+        """The pid of the daemon itself (the holder's child), from its latest `ready` event."""
+        return int([e for e in self.events() if e.get("event") == "ready"][-1]["pid"])
+
+    def kill_daemon(self, timeout: float = 20.0) -> int:
+        """SIGKILL the daemon (not its holder) and wait until the holder has started a new one that is ready."""
+        readies = sum(1 for e in self.events() if e.get("event") == "ready")
+        pid = self.daemon_pid()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: sum(1 for e in self.events() if e.get("event") == "ready") > readies, timeout)
+        return pid
+
     def events(self) -> list[dict[str, Any]]:
         assert self.stderr_path is not None
         out = []

@@ -24,6 +24,6 @@ def cancel(where: Locations, job: int | None, pod: str | None) -> None:
         fail(str(reply.get("error", "the daemon refused")))
     stopped = reply.get("cancelled", [])
     if not stopped:
-        fail("nothing to cancel: no such job is queued or running", Exit.REFUSED)
+        fail("nothing to cancel: no such job is queued or running", Exit.NO)
     for job_id in stopped:
         click.echo(f"cancelling job {job_id}")

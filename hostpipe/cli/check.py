@@ -44,7 +44,10 @@ def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:
         fail("give LINE arguments or --file, not both", Exit.USAGE)
     if given:
         return [line.encode() for line in given]
-    source = sys.stdin.buffer.read() if file is None or str(file) == "-" else file.read_bytes()
+    try:
+        source = sys.stdin.buffer.read() if file is None or str(file) == "-" else file.read_bytes()
+    except OSError as error:
+        fail(f"cannot read the lines to check from {file}: {error.strerror or error}", Exit.USAGE)
     lines = [line for line in source.split(b"\n") if line.strip() and not line.lstrip().startswith(b"#")]
     if not lines:
         fail("no lines to check (only blank lines and comments)", Exit.USAGE)
@@ -68,4 +71,4 @@ def check(where: Locations, line: tuple[str, ...], file: Path | None, as_json: b
         click.echo(json.dumps([_as_json(r) for r in results]))
     else:
         click.echo("\n".join(_as_text(r) for r in results))
-    sys.exit(Exit.OK if all(r.allowed for r in results) else Exit.REFUSED)
+    sys.exit(Exit.OK if all(r.allowed for r in results) else Exit.NO)

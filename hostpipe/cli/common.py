@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 import sys
 from collections.abc import Callable
@@ -12,20 +11,15 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from hostpipe.core.exitcodes import Exit
 from hostpipe.daemon import paths
 from hostpipe.daemon.control import ControlError
 from hostpipe.daemon.fifo import PipeError
+from hostpipe.daemon.locks import AlreadyServing
 from hostpipe.daemon.policyfile import PolicyError
-from hostpipe.daemon.store import StoreError
+from hostpipe.daemon.schema import StoreCorrupt, StoreError
 
-
-class Exit(enum.IntEnum):
-    OK = 0
-    REFUSED = 1
-    """`check`: a line was refused. `cancel`: nothing to cancel. `logs`: no such job."""
-    USAGE = 2
-    FAILURE = 3
-    """The command could not do its work: an invalid policy, an unsafe pipe, no daemon, no records."""
+__all__ = ["Exit", "Locations", "errors_as_lines", "fail", "locations"]
 
 
 @dataclass(frozen=True)
@@ -63,16 +57,19 @@ def locations(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-KNOWN_ERRORS = (PipeError, PolicyError, StoreError, ControlError, OSError)
+CONFIG_ERRORS = (PipeError, PolicyError, StoreCorrupt)
+"""Errors that only a change of configuration can fix: a service manager must not retry them."""
+TRANSIENT_ERRORS = (AlreadyServing, StoreError, ControlError, OSError)
+"""Errors that may go away: retrying later can succeed."""
 
 
-def fail(message: str, code: Exit = Exit.FAILURE) -> NoReturn:
+def fail(message: str, code: Exit = Exit.UNAVAILABLE) -> NoReturn:
     click.echo(f"hostpipe: {message}", err=True)
     sys.exit(code)
 
 
 def errors_as_lines(func: F) -> F:
-    """Known errors become one line on stderr and Exit.FAILURE; --debug shows the traceback instead."""
+    """Known errors become one line on stderr and their code (3 or 4); --debug shows the traceback instead."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -81,11 +78,15 @@ def errors_as_lines(func: F) -> F:
         except PolicyError as error:
             if _debug():
                 raise
-            fail(f"invalid policy {error.source}: " + "; ".join(error.problems))
-        except KNOWN_ERRORS as error:
+            fail(f"invalid policy {error.source}: " + "; ".join(error.problems), Exit.CONFIG)
+        except CONFIG_ERRORS as error:
             if _debug():
                 raise
-            fail(str(error))
+            fail(str(error), Exit.CONFIG)
+        except TRANSIENT_ERRORS as error:
+            if _debug():
+                raise
+            fail(str(error), Exit.UNAVAILABLE)
 
     return wrapper  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ import click
 
 from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
 from hostpipe.cli.render import exit_status
-from hostpipe.daemon.store import JobRecord, Reader
+from hostpipe.daemon.records import JobRecord, Reader
 
 _POLL = 0.2
 
@@ -61,9 +61,9 @@ def logs(where: Locations, job: int | None, pod: str | None, follow: bool) -> No
         if job is not None:
             record = reader.get(job)
             if record is None:
-                fail(f"no job {job} in {reader.path}", Exit.REFUSED)
+                fail(f"no job {job} in {reader.path}", Exit.NO)
             if record.log is None and record.state.terminal:
-                fail(f"job {job} has no log: {record.state}: {record.reason}", Exit.REFUSED)
+                fail(f"job {job} has no log: {record.state}: {record.reason}", Exit.NO)
             if follow:
                 _follow(reader, record)
             elif record.log:

@@ -9,7 +9,7 @@ import click
 from hostpipe.cli.common import Locations, errors_as_lines, locations
 from hostpipe.cli.render import table
 from hostpipe.core.job import JobState
-from hostpipe.daemon.store import Reader
+from hostpipe.daemon.records import Reader
 
 STATES = [state.value for state in JobState]
 

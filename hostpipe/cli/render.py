@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from hostpipe.daemon.store import JobRecord
+from hostpipe.daemon.records import JobRecord
 
 
 def duration(seconds: float | None) -> str:

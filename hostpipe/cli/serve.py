@@ -1,14 +1,19 @@
-"""`hostpipe serve`: run the daemon in the foreground."""
+"""`hostpipe serve`: run the daemon in the foreground.
+
+Under a service manager that passes the FIFO (socket activation), the daemon runs in this process and the
+manager keeps the pipe. Otherwise this process becomes the holder (`hostpipe.daemon.holder`), which keeps the
+pipe open and runs the daemon as its child, restarting it if it dies.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import sys
 
 import click
 
 from hostpipe.cli.common import Locations, errors_as_lines, locations
 from hostpipe.daemon.logs import configure
-from hostpipe.daemon.server import ServeConfig, Server
 
 
 def _octal(value: str) -> int:
@@ -19,6 +24,10 @@ def _octal(value: str) -> int:
     if not 0 <= mode <= 0o777:
         raise click.BadParameter(f"{value!r} is not a permission mode")
     return mode
+
+
+def _socket_activated() -> bool:
+    return os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS", "0") != "0"
 
 
 @click.command()
@@ -33,13 +42,6 @@ def _octal(value: str) -> int:
 )
 @click.option("--pipe-mode", default="600", show_default=True, help="Permissions of the FIFO (octal).")
 @click.option("--folder-mode", default="700", show_default=True, help="Permissions of a folder it creates (octal).")
-@click.option(
-    "--line-gap",
-    type=click.FloatRange(min=0.001, max=10),
-    default=0.1,
-    show_default=True,
-    help="Seconds of quiet after which bytes without a newline are a whole line.",
-)
 @errors_as_lines
 def serve(
     where: Locations,
@@ -47,18 +49,30 @@ def serve(
     log_format: str,
     pipe_mode: str,
     folder_mode: str,
-    line_gap: float,
 ) -> None:
     """Create the pipe and serve it until SIGTERM or SIGINT."""
     configure(log_format)  # type: ignore[arg-type]
+    pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
+    from hostpipe.daemon.holder import HOLDER_SOCKET, Holder  # noqa: PLC0415 - light: no event loop, no models
+
+    if HOLDER_SOCKET not in os.environ and not _socket_activated():
+        holder = Holder(
+            state_dir=where.state_dir,
+            daemon_argv=[sys.executable, "-m", "hostpipe", *sys.argv[1:]],
+            environ=os.environ,
+        )
+        sys.exit(holder.run())
+    import asyncio  # noqa: PLC0415 - only the daemon process needs the event loop
+
+    from hostpipe.daemon.server import ServeConfig, Server  # noqa: PLC0415
+
     config = ServeConfig(
         pipe=where.pipe,
         state_dir=where.state_dir,
         policy=where.policy,
         policy_required=where.policy_given,
         max_concurrent=max_concurrent,
-        pipe_mode=_octal(pipe_mode),
-        folder_mode=_octal(folder_mode),
-        line_gap=line_gap,
+        pipe_mode=pipe_bits,
+        folder_mode=folder_bits,
     )
     asyncio.run(Server(config).run())

@@ -22,6 +22,8 @@ class JobState(enum.StrEnum):
     REFUSED = "refused"
     INTERRUPTED = "interrupted"
     """The daemon stopped without a chance to see the job end (a crash or a kill); repaired at the next start."""
+    EXPIRED = "expired"
+    """Queued when the daemon stopped, and older than requeue_max_age when it came back: not run."""
 
     @property
     def terminal(self) -> bool:
@@ -31,7 +33,18 @@ class JobState(enum.StrEnum):
 LIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED}),
+    # A queued job left by a stopped daemon is decided again at the next start: refused when the policy in
+    # force then refuses it, expired when it waited too long.
+    JobState.QUEUED: frozenset(
+        {
+            JobState.RUNNING,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.INTERRUPTED,
+            JobState.REFUSED,
+            JobState.EXPIRED,
+        }
+    ),
     JobState.RUNNING: frozenset(
         {
             JobState.SUCCEEDED,

@@ -51,9 +51,12 @@ class Policy(BaseModel):
     """Cap for a request's own timeout in seconds; 0 means no cap."""
     kill_grace: float = 10.0
     """Seconds between SIGTERM and SIGKILL when a job is stopped."""
+    requeue_max_age: float = 3600.0
+    """Jobs still queued when the daemon stopped run at its next start unless they waited longer than this
+    (then they are recorded as expired); 0 means they always run."""
     runtimes: dict[str, RuntimePolicy] = Field(default_factory=dict)
 
-    @field_validator("timeout", "max_timeout", "kill_grace", mode="before")
+    @field_validator("timeout", "max_timeout", "kill_grace", "requeue_max_age", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, str | int | float):

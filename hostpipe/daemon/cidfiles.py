@@ -1,32 +1,35 @@
-"""Where a docker or podman job's container id is kept, and reading it back to stop the container.
+"""Where a docker or podman job's container id is kept, and reading it back.
 
-The executor (stopping a job) and reconciliation (stopping what a crashed daemon left) must agree on both, so
-they live here once.
+The executor (stopping a job) and reconciliation (stopping or adopting what a crashed daemon left) must agree
+on both, so they live here once. The file is hostpipe's own, in the private state folder: it is read without
+following links and only a full container id counts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
-from hostpipe.core.containers import ContainerHandle
+from hostpipe.core.containers import container_id
 
 
-def cidfile_for(handle: ContainerHandle, job_id: int, cid_dir: Path, cwd: str) -> Path | None:
-    """The file the CLI writes the container id into: the line's own --cidfile, or the one hostpipe adds."""
-    if handle.cidfile is not None:
-        return Path(cwd, handle.cidfile)
-    if handle.adds_cidfile:
-        return cid_dir / f"{job_id}.cid"
-    return None
+def cidfile_for(cid_dir: Path, job_id: int) -> Path:
+    return cid_dir / f"{job_id}.cid"
 
 
-def container_ref(handle: ContainerHandle, cidfile: Path | None) -> str | None:
-    """The name or id to give `RUNTIME stop`; None while the CLI has not created the container yet."""
-    if handle.name is not None:
-        return handle.name
-    if cidfile is None:
-        return None
+def read_container_id(path: Path) -> str | None:
+    """The id the CLI wrote, or None while it has not created the container (or wrote anything else)."""
     try:
-        return cidfile.read_text().strip() or None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        return container_id(os.read(fd, 256).decode("ascii", errors="replace"))
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

@@ -5,6 +5,11 @@ cancel, shutdown) reaches everything it started, with SIGTERM first and SIGKILL 
 The daemon learns that a job ended from a pidfd (one descriptor per running job, no thread per child). When
 the leader has exited but is not yet reaped, its pid still names the group and cannot be reused, so what the
 command left behind in its group is killed then, and only then is the leader reaped.
+
+Every step is recorded in order through the store: a job starts only once its start attempt is committed (so
+a restart can tell a job that never started from one that may have), and its start and end follow. Processes
+are started on a small pool of spawner threads, because starting one blocks until the child has called exec;
+`RUNTIME stop` runs on a pool of its own, so a slow engine never delays another pod's start.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -27,11 +34,17 @@ import structlog
 from hostpipe.core.containers import stop_command, with_cidfile
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
 from hostpipe.core.policy import Allowed
-from hostpipe.daemon.cidfiles import cidfile_for, container_ref
+from hostpipe.daemon import cidfiles
 from hostpipe.daemon.procs import process_start_time, signal_group
 from hostpipe.daemon.store import Store
 
 log = structlog.get_logger("hostpipe.executor")
+
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE})
+_FDS_PER_JOB = 3
+"""Descriptors a running job holds at once at most: its pidfd, and briefly its log and container id file."""
+_FDS_RESERVED = 64
+"""Descriptors kept for the daemon itself: the pipe, the store, the control socket, logs, spawning."""
 
 
 @dataclass
@@ -40,7 +53,12 @@ class Job:
     allowed: Allowed
     pod: str | None
     client_id: str | None
+    line: str = ""
+    """The line as recorded, to write the record again into a store made anew."""
+    submitted_at: float = 0.0
     state: JobState = JobState.QUEUED
+    attempted: bool = False
+    """Its start attempt is committed (with its record, or on its own before the spawn)."""
     process: subprocess.Popen[bytes] | None = None
     pidfd: int | None = None
     log_path: Path | None = None
@@ -49,9 +67,9 @@ class Job:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     logger: Any = None
     spawning: bool = False
-    """Between taking a slot and having a process: its start is under way on a spawner thread."""
+    """Between taking a slot and having a process: its start attempt or its spawn is under way."""
     cidfile: Path | None = None
-    """Where the CLI writes the container's id, for `RUNTIME stop` (docker and podman run jobs)."""
+    """Where the CLI writes the id of the container it creates (docker and podman run jobs)."""
 
 
 class SpawnError(Exception):
@@ -62,6 +80,11 @@ def log_path_for(logs_dir: Path, job_id: int, pod: str | None) -> Path:
     """logs/<namespace>/<name>/<id>.log; jobs without a pod under logs/_/_/."""
     namespace, name = pod.split("/", 1) if pod else ("_", "_")
     return logs_dir / namespace / name / f"{job_id}.log"
+
+
+def fd_capacity(soft_limit: int, wanted: int) -> int:
+    """How many jobs can run at once within `soft_limit` descriptors, at most `wanted`."""
+    return max(1, min(wanted, (soft_limit - _FDS_RESERVED) // _FDS_PER_JOB))
 
 
 class Executor:
@@ -77,21 +100,54 @@ class Executor:
         cwd: str,
         clock: Callable[[], float] = time.time,
         spawners: int = 4,
+        stoppers: int = 4,
+        job_nofile: tuple[int, int] | None = None,
     ) -> None:
         self._store = store
         self._logs_dir = logs_dir
         self._cid_dir = cid_dir
+        self._wanted_concurrent = max_concurrent
         self.max_concurrent = max_concurrent
         self.max_queued = max_queued
         self.kill_grace = kill_grace
         self._cwd = cwd
         self._clock = clock
+        self._job_nofile = job_nofile
+        """The descriptor limit jobs get: the daemon's own soft limit before it raised it, as systemd does."""
         self._queue: collections.deque[Job] = collections.deque()
         self._running: dict[int, Job] = {}
+        self._reserved = 0
+        """Slots promised to accepted lines whose records (with their start attempts) are being committed."""
         self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._made_dirs: set[Path] = set()
+        self._cid_dir_made = False
+        self._fd_warning = False
+        self._retry_timer: asyncio.TimerHandle | None = None
         self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=spawners, thread_name_prefix="spawn")
+        self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=stoppers, thread_name_prefix="stop")
+        self.fit_to_fds()
+
+    def fit_to_fds(self) -> None:
+        """Keep max_concurrent within the descriptors this process has; more lines wait in the queue."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        fitted = fd_capacity(soft, self._wanted_concurrent)
+        if fitted < self._wanted_concurrent:
+            log.warning(
+                "max_concurrent_lowered",
+                wanted=self._wanted_concurrent,
+                running_at_most=fitted,
+                nofile=soft,
+                note="raise the hard limit of open files (LimitNOFILE=, ulimit -Hn) to run more jobs at once",
+            )
+        self.max_concurrent = fitted
+
+    def set_limits(self, *, max_concurrent: int, max_queued: int, kill_grace: float) -> None:
+        self._wanted_concurrent = max_concurrent
+        self.max_queued = max_queued
+        self.kill_grace = kill_grace
+        self.fit_to_fds()
+        self._start_waiting()
 
     # -- admission ----------------------------------------------------------------------------------------
 
@@ -99,7 +155,19 @@ class Executor:
         """How many more jobs can be accepted right now, running or queued."""
         if not self._accepting:
             return 0
-        return max(0, self.max_concurrent + self.max_queued - len(self._running) - len(self._queue))
+        taken = len(self._running) + len(self._queue) + self._reserved
+        return max(0, self.max_concurrent + self.max_queued - taken)
+
+    def reserve_start(self) -> bool:
+        """Promise a slot to a job whose record is about to be committed, when it can start at once."""
+        if not self._accepting or self._queue or len(self._running) + self._reserved >= self.max_concurrent:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self, count: int) -> None:
+        """Give back promised slots whose jobs will not come (the daemon is stopping)."""
+        self._reserved = max(0, self._reserved - count)
 
     @property
     def running_count(self) -> int:
@@ -110,26 +178,48 @@ class Executor:
         return len(self._queue)
 
     def submit(self, job: Job) -> None:
-        """Take a job whose queued record is committed; start it now if a slot is free."""
+        """Take a job whose record is committed: start it in its promised slot, or queue it."""
         job.logger = log.bind(job=job.id, pod=job.pod)
         job.log_path = log_path_for(self._logs_dir, job.id, job.pod)
+        if job.attempted and self._reserved > 0:
+            self._reserved -= 1
+            if self._accepting:
+                self._start(job)
+                return
         self._queue.append(job)
         self._start_waiting()
 
     def _start_waiting(self) -> None:
-        while self._accepting and self._queue and len(self._running) < self.max_concurrent:
+        while self._accepting and self._queue and len(self._running) + self._reserved < self.max_concurrent:
             self._start(self._queue.popleft())
 
     # -- running --------------------------------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
-        """Take a slot and start the job's process on a spawner thread.
-
-        Starting a process blocks its caller until the child has called exec, which takes milliseconds on a busy
-        machine; on the loop's thread that would stall the pipe. The slot is taken at once, so the limit holds.
-        """
+        """Take a slot; once the start attempt is committed, start the job's process on a spawner thread."""
         job.spawning = True
         self._running[job.id] = job
+        if job.attempted:
+            self._launch(job)
+            return
+        committed = self._store.write("attempt", (self._clock(), job.id), wait=True)
+        assert committed is not None
+        committed.add_done_callback(lambda _: self._attempted(job))
+
+    def _attempted(self, job: Job) -> None:
+        job.attempted = True
+        if job.state.terminal:
+            return
+        if job.stop_cause is not None:
+            # Cancelled (or the daemon is stopping) while its attempt was being recorded: it never starts.
+            self._running.pop(job.id, None)
+            job.spawning = False
+            self._finish(job, _never_started(job.stop_cause))
+            self._start_waiting()
+            return
+        self._launch(job)
+
+    def _launch(self, job: Job) -> None:
         future = self._loop.run_in_executor(self._spawner, self._spawn, job)
         future.add_done_callback(lambda done: self._spawned(job, done))
 
@@ -143,14 +233,19 @@ class Executor:
                 self._made_dirs.add(path.parent)
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as error:
+            if error.errno in _OUT_OF_FDS:
+                raise
             raise SpawnError(f"cannot create the job's log {path}: {error}") from error
         argv = job.allowed.argv
         handle = job.allowed.container
         if handle is not None:
-            job.cidfile = cidfile_for(handle, job.id, self._cid_dir, self._cwd)
-            if handle.adds_cidfile and job.cidfile is not None:
-                job.cidfile.parent.mkdir(exist_ok=True, mode=0o700)
-                argv = with_cidfile(argv, handle, str(job.cidfile))
+            if not self._cid_dir_made:
+                self._cid_dir.mkdir(exist_ok=True, mode=0o700)
+                self._cid_dir_made = True
+            job.cidfile = cidfiles.cidfile_for(self._cid_dir, job.id)
+            # A file left from an earlier store with the same id would make the CLI refuse to start.
+            cidfiles.remove(job.cidfile)
+            argv = with_cidfile(argv, handle, str(job.cidfile))
         try:
             process = subprocess.Popen(
                 argv,
@@ -163,17 +258,29 @@ class Executor:
                 close_fds=True,
             )
         except OSError as error:
+            if error.errno in _OUT_OF_FDS:
+                raise
             raise SpawnError(f"cannot start {job.allowed.argv[0]}: {error}") from error
         finally:
             os.close(out)
+        if self._job_nofile is not None:
+            # The daemon raised its own limit; the job gets the one the daemon was given, as systemd does.
+            with contextlib.suppress(OSError):
+                resource.prlimit(process.pid, resource.RLIMIT_NOFILE, self._job_nofile)
         return process, process_start_time(process.pid)
 
     def _spawned(self, job: Job, done: asyncio.Future[tuple[subprocess.Popen[bytes], int | None]]) -> None:
         job.spawning = False
         error = done.exception()
+        if isinstance(error, OSError) and error.errno in _OUT_OF_FDS:
+            self._out_of_fds(job, error)
+            return
         if error is not None:
             self._running.pop(job.id, None)
             reason = str(error) if isinstance(error, SpawnError) else f"cannot start the job: {error!r}"
+            if job.log_path is not None and isinstance(error, SpawnError) and "log" not in reason:
+                with contextlib.suppress(OSError):
+                    job.log_path.unlink()
             self._finish(job, Outcome(JobState.FAILED, reason=reason))
             self._start_waiting()
             return
@@ -185,7 +292,7 @@ class Executor:
             job.process.wait()
             return
         job.state = transition(job.state, JobState.RUNNING)
-        self._store.started(job.id, pid=pid, pid_start=pid_start, started_at=self._clock(), log=str(job.log_path))
+        self._store.write("started", (str(JobState.RUNNING), pid, pid_start, self._clock(), str(job.log_path), job.id))
         job.pidfd = os.pidfd_open(pid)
         self._loop.add_reader(job.pidfd, self._exited, job)
         job.logger.info("job_started", pid=pid, argv=list(job.allowed.argv), timeout=job.allowed.timeout)
@@ -196,6 +303,26 @@ class Executor:
         elif job.allowed.timeout:
             job.timers.append(self._loop.call_later(job.allowed.timeout, self.stop, job, StopCause.TIMEOUT))
 
+    def _out_of_fds(self, job: Job, error: OSError) -> None:
+        """No descriptor left to start the job: it waits at the head of the queue until one is free."""
+        self._running.pop(job.id, None)
+        if job.log_path is not None:
+            with contextlib.suppress(OSError):
+                job.log_path.unlink()
+        if job.stop_cause is not None:
+            self._finish(job, _never_started(job.stop_cause))
+            return
+        self._queue.appendleft(job)
+        if not self._fd_warning:
+            self._fd_warning = True
+            log.warning("out_of_descriptors", error=str(error), running=len(self._running), queued=len(self._queue))
+        if self._retry_timer is None:
+            self._retry_timer = self._loop.call_later(1.0, self._retry_waiting)
+
+    def _retry_waiting(self) -> None:
+        self._retry_timer = None
+        self._start_waiting()
+
     def _exited(self, job: Job) -> None:
         assert job.process is not None and job.pidfd is not None
         self._loop.remove_reader(job.pidfd)
@@ -204,11 +331,14 @@ class Executor:
         # The leader is a zombie: its pid still holds the group, so this reaches only what it left behind.
         signal_group(job.process.pid, signal.SIGKILL)
         returncode = job.process.wait()
-        if job.allowed.container is not None and job.allowed.container.adds_cidfile and job.cidfile:
-            with contextlib.suppress(OSError):
-                job.cidfile.unlink()
+        if job.cidfile is not None:
+            container = cidfiles.read_container_id(job.cidfile)
+            if container is not None:
+                self._store.write("container", (container, 0, job.id))
+            cidfiles.remove(job.cidfile)
         detail = f" after {job.allowed.timeout:g}s" if job.stop_cause is StopCause.TIMEOUT else ""
         self._running.pop(job.id, None)
+        self._fd_warning = False
         self._finish(job, outcome_of_exit(returncode, job.stop_cause, detail=detail))
         self._start_waiting()
 
@@ -217,7 +347,8 @@ class Executor:
             timer.cancel()
         job.timers.clear()
         job.state = transition(job.state, outcome.state)
-        self._store.finished(job.id, outcome, ended_at=self._clock())
+        row = (str(outcome.state), outcome.exit_code, outcome.signal, outcome.reason, self._clock(), None, job.id)
+        self._store.write("finished", row)
         (job.logger or log).info(
             "job_finished",
             state=str(outcome.state),
@@ -237,15 +368,14 @@ class Executor:
         if job.state is JobState.QUEUED:
             with contextlib.suppress(ValueError):
                 self._queue.remove(job)
-            reason = "daemon shut down before the job started" if cause is StopCause.SHUTDOWN else "cancelled"
-            self._finish(job, Outcome(JobState.CANCELLED, reason=f"{reason} while queued"))
+            self._finish(job, _never_started(cause))
             return
         if job.state is not JobState.RUNNING or job.stop_cause is not None or job.process is None:
             return
         job.stop_cause = cause
         job.logger.info("job_stopping", cause=str(cause), grace=self.kill_grace)
-        if job.allowed.container is not None:
-            self._loop.run_in_executor(self._spawner, self._stop_container, job, self.kill_grace)
+        if job.cidfile is not None:
+            self._loop.run_in_executor(self._stopper, self._stop_container, job, self.kill_grace)
         signal_group(job.process.pid, signal.SIGTERM)
         job.timers.append(self._loop.call_later(self.kill_grace, self._kill, job))
 
@@ -255,10 +385,9 @@ class Executor:
             signal_group(job.process.pid, signal.SIGKILL)
 
     def _stop_container(self, job: Job, grace: float) -> None:
-        """On a spawner thread: `RUNTIME stop` the job's container, which its CLI's signals may not reach."""
-        handle = job.allowed.container
-        assert handle is not None
-        container = container_ref(handle, job.cidfile)
+        """On a stopper thread: `RUNTIME stop` the container this job created, by the id its CLI wrote."""
+        assert job.cidfile is not None
+        container = cidfiles.read_container_id(job.cidfile)
         if container is None:
             job.logger.info("container_not_created", note="stopping the CLI stops the container's start")
             return
@@ -302,26 +431,36 @@ class Executor:
     def jobs_of(self, pod: str) -> list[Job]:
         return [j for j in (*self._running.values(), *self._queue) if j.pod == pod]
 
+    def live_jobs(self) -> list[Job]:
+        return [*self._running.values(), *self._queue]
+
     async def shutdown(self, *, grace_margin: float = 5.0) -> None:
         """Stop accepting, cancel what waits, stop what runs, and wait (bounded) until every end is recorded."""
         self._accepting = False
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
         for job in list(self._queue):
             self.stop(job, StopCause.SHUTDOWN)
         running = list(self._running.values())
         for job in running:
             self.stop(job, StopCause.SHUTDOWN)
-        if not running:
-            self._spawner.shutdown(wait=False)
-            return
-        waits = [asyncio.ensure_future(job.ended.wait()) for job in running]
-        _, pending = await asyncio.wait(waits, timeout=self.kill_grace + grace_margin)
-        for waiter in pending:
-            waiter.cancel()
+        if running:
+            waits = [asyncio.ensure_future(job.ended.wait()) for job in running]
+            _, pending = await asyncio.wait(waits, timeout=self.kill_grace + grace_margin)
+            for waiter in pending:
+                waiter.cancel()
         for job in list(self._running.values()):
             # SIGKILL was sent and the process still has not ended (stuck in the kernel): record what is known.
             self._running.pop(job.id, None)
             if job.pidfd is not None:
                 self._loop.remove_reader(job.pidfd)
                 os.close(job.pidfd)
-            self._finish(job, Outcome(JobState.INTERRUPTED, reason="did not end after SIGKILL at shutdown"))
+            if not job.state.terminal:
+                self._finish(job, Outcome(JobState.INTERRUPTED, reason="did not end after SIGKILL at shutdown"))
         self._spawner.shutdown(wait=False)
+        self._stopper.shutdown(wait=False)
+
+
+def _never_started(cause: StopCause) -> Outcome:
+    reason = "daemon shut down before the job started" if cause is StopCause.SHUTDOWN else "cancelled"
+    return Outcome(JobState.CANCELLED, reason=f"{reason} while queued")

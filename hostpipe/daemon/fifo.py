@@ -14,8 +14,11 @@ import contextlib
 import fcntl
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from hostpipe.daemon.locks import AlreadyServing
 
 LISTEN_FDS_START = 3
 _PIPE_SIZE = 1 << 20
@@ -31,7 +34,8 @@ class OpenPipe:
     fd: int
     path: Path
     inherited: bool
-    """True when the descriptor came from the service manager (socket activation)."""
+    """True when the descriptor came from the service manager (socket activation): the manager keeps the pipe,
+    and its buffer, across the daemon's restarts."""
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -78,7 +82,7 @@ def open_pipe(path: Path, *, mode: int = 0o600, folder_mode: int = 0o700) -> Ope
         _lock(fd, path)
         with contextlib.suppress(OSError):
             os.fchmod(fd, mode)
-    except PipeError:
+    except (PipeError, AlreadyServing):
         os.close(fd)
         raise
     _grow(fd)
@@ -90,7 +94,7 @@ def _lock(fd: int, path: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as error:
-        raise PipeError(f"another process is already serving {path} (it holds the pipe's lock)") from error
+        raise AlreadyServing(f"another process is already serving {path} (it holds the pipe's lock)") from error
 
 
 def _describe(name: str, dir_fd: int) -> str:
@@ -143,3 +147,30 @@ def inherited_pipe(path: Path, environ: dict[str, str] | None = None) -> OpenPip
             _grow(fd)
             return OpenPipe(fd, path, inherited=True)
     return None
+
+
+HELD_PIPE = "HOSTPIPE_HELD_PIPE"
+"""Set by the holder of a standalone `hostpipe serve` for a restarted daemon: the FIFO's descriptor it kept."""
+HELD_LOCK = "HOSTPIPE_HELD_LOCK"
+"""Set by the holder for its daemon: the descriptor of the state folder's lock, which the holder took."""
+
+
+def held_pipe(path: Path, environ: Mapping[str, str]) -> OpenPipe | None:
+    """The FIFO the holder kept from an earlier daemon (which opened and checked it), checked again."""
+    value = environ.get(HELD_PIPE)
+    if not value:
+        return None
+    fd = int(value)
+    _check_fifo(fd, path)
+    os.set_blocking(fd, False)
+    os.set_inheritable(fd, False)
+    return OpenPipe(fd, path, inherited=False)
+
+
+def held_lock(environ: Mapping[str, str]) -> int | None:
+    value = environ.get(HELD_LOCK)
+    if not value:
+        return None
+    fd = int(value)
+    os.set_inheritable(fd, False)
+    return fd

@@ -1,11 +1,10 @@
-"""Repairing records that a previous daemon left live.
+"""Repairing the records a previous daemon left live (the decisions are `hostpipe.core.restart`'s).
 
-A record says queued or running only while a daemon watches it. At startup no job is watched yet, so each live
-record is ended explicitly, and the repair is logged. A queued job is not started again: the previous daemon
-may have started it just before it died, and running a container twice is worse than not at all. A running job
-whose process still exists (same pid and same start time) is stopped the usual way, SIGTERM then SIGKILL. The
-container of a docker or podman job lives under its engine, not in that process group, and may outlive the CLI
-by far: it is stopped with `RUNTIME stop`, found by the line's --name or --cidfile or the cidfile hostpipe added.
+What is left on the host is looked at here: whether a job's process is still the one the record names (same
+pid and start time), and the container of a docker or podman job, found by the id hostpipe itself obtained
+(the record's container id, or the cidfile hostpipe added). Jobs to stop get SIGTERM, then SIGKILL after the
+grace; their containers get `RUNTIME stop` on that id, all at once, within the same grace. Every repair is
+logged and recorded through the store. Jobs that never started are returned, to be decided and run again.
 """
 
 from __future__ import annotations
@@ -19,14 +18,14 @@ from pathlib import Path
 
 import structlog
 
-from hostpipe.core.containers import container_handle, stop_command
-from hostpipe.core.job import JobState, Outcome
+from hostpipe.core.containers import stop_command
+from hostpipe.core.job import JobState
 from hostpipe.core.policy import LoadedPolicy, job_env
-from hostpipe.core.runtimes.base import ArgvRefused
-from hostpipe.core.runtimes.registry import GRAMMARS
-from hostpipe.daemon.cidfiles import cidfile_for, container_ref
+from hostpipe.core.restart import Repair, decide_restart
+from hostpipe.daemon import cidfiles
 from hostpipe.daemon.procs import process_start_time, signal_group
-from hostpipe.daemon.store import JobRecord, Store
+from hostpipe.daemon.records import JobRecord
+from hostpipe.daemon.store import Store
 
 log = structlog.get_logger("hostpipe.reconcile")
 
@@ -40,36 +39,31 @@ class Containers:
         self._cid_dir = cid_dir
         self._cwd = cwd
 
-    def _container(self, record: JobRecord) -> tuple[str, str, dict[str, str]] | None:
-        """(executable, container, environment) for the record's container, when it has one to stop."""
+    def container_of(self, record: JobRecord) -> str | None:
+        """The id of the container the record's job created, as hostpipe obtained it."""
+        cidfile = cidfiles.cidfile_for(self._cid_dir, record.id)
+        found = record.container_id or cidfiles.read_container_id(cidfile)
+        cidfiles.remove(cidfile)
+        return found
+
+    def _stop_target(self, record: JobRecord, grace: float) -> tuple[tuple[str, ...], dict[str, str], str] | None:
         runtime = self._loaded.policy.runtimes.get(record.runtime or "")
         executable = self._loaded.executables.get(record.runtime or "")
-        if runtime is None or executable is None or not record.argv:
+        if runtime is None or executable is None or runtime.kind not in ("docker", "podman"):
             return None
-        try:
-            invocation = GRAMMARS[runtime.kind].parse(tuple(record.argv[1:]))
-        except ArgvRefused:
-            return None
-        handle = container_handle(runtime.kind, invocation, tuple(record.argv))
-        if handle is None:
-            return None
-        cidfile = cidfile_for(handle, record.id, self._cid_dir, self._cwd)
-        container = container_ref(handle, cidfile)
-        if handle.adds_cidfile and cidfile is not None:
-            cidfile.unlink(missing_ok=True)
+        container = self.container_of(record)
         if container is None:
             return None
-        return executable, container, job_env(runtime, self._environ)
+        return stop_command(executable, grace, container), job_env(runtime, self._environ), container
 
     def stop(self, records: list[JobRecord], grace: float) -> None:
         """`RUNTIME stop` every container found, all at once, and wait for them (bounded)."""
         started = []
         for record in records:
-            found = self._container(record)
-            if found is None:
+            target = self._stop_target(record, grace)
+            if target is None:
                 continue
-            executable, container, env = found
-            command = stop_command(executable, grace, container)
+            command, env, container = target
             try:
                 process = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -88,32 +82,55 @@ class Containers:
             log.warning("container_repaired", job=record.id, pod=record.pod, container=container, exit_code=code)
 
 
-def reconcile(store: Store, now: float, *, grace: float, containers: Containers | None = None) -> int:
-    """End every live record; return how many were repaired."""
-    live = store.live()
-    survivors = []
+def _alive(record: JobRecord) -> bool:
+    return (
+        record.pid is not None and record.pid_start is not None and process_start_time(record.pid) == record.pid_start
+    )
+
+
+def reconcile(
+    live: list[JobRecord],
+    store: Store,
+    now: float,
+    *,
+    grace: float,
+    max_age: float,
+    containers: Containers | None = None,
+) -> list[JobRecord]:
+    """End or stop every live record a previous daemon left; return the queued ones to run again."""
+    requeue: list[JobRecord] = []
+    to_stop: list[JobRecord] = []
+    stopped_jobs: list[JobRecord] = []
     for record in live:
-        if record.state is JobState.QUEUED:
-            reason = "the daemon stopped before the job started; it was not started again"
-        elif (
-            record.pid is not None
-            and record.pid_start is not None
-            and (process_start_time(record.pid) == record.pid_start)
-        ):
-            signal_group(record.pid, signal.SIGTERM)
-            survivors.append(record)
-            reason = "the daemon stopped while the job ran; its process group was stopped at the next start"
-        else:
-            reason = "the daemon stopped while the job ran; its process had ended, its exit status is unknown"
-        store.finished(record.id, Outcome(JobState.INTERRUPTED, reason=reason), ended_at=now)
-        log.warning("job_repaired", job=record.id, pod=record.pod, was=str(record.state), reason=reason)
+        alive = record.state is JobState.RUNNING and _alive(record)
+        decision = decide_restart(
+            record.state,
+            attempted=record.start_attempt is not None,
+            submitted_at=record.submitted_at,
+            now=now,
+            max_age=max_age,
+            process_alive=alive,
+        )
+        if decision.repair is Repair.REQUEUE:
+            requeue.append(record)
+            continue
+        state = JobState.EXPIRED if decision.repair is Repair.EXPIRE else JobState.INTERRUPTED
+        if decision.repair is Repair.STOP:
+            signal_group(record.pid or 0, signal.SIGTERM)
+            to_stop.append(record)
+        if record.state is JobState.RUNNING:
+            stopped_jobs.append(record)
+        store.write("finished", (str(state), None, None, decision.reason, now, None, record.id))
+        log.warning("job_repaired", job=record.id, pod=record.pod, was=str(record.state), reason=decision.reason)
     deadline = time.monotonic() + grace
-    if containers is not None:
+    if containers is not None and stopped_jobs:
         # The CLIs got SIGTERM above; their containers are stopped meanwhile, within the same grace.
-        containers.stop([r for r in live if r.state is JobState.RUNNING], grace)
-    while survivors and time.monotonic() < deadline:
+        containers.stop(stopped_jobs, grace)
+    while to_stop and time.monotonic() < deadline:
         time.sleep(0.05)
-        survivors = [r for r in survivors if process_start_time(r.pid or 0) == r.pid_start]
-    for record in survivors:
+        to_stop = [r for r in to_stop if _alive(r)]
+    for record in to_stop:
         signal_group(record.pid or 0, signal.SIGKILL)
-    return len(live)
+    if requeue:
+        log.info("jobs_requeued", count=len(requeue), note="queued when the daemon stopped; they run now")
+    return requeue

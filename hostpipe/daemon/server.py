@@ -1,21 +1,27 @@
 """The daemon's lifecycle: startup, the main loop, shutdown.
 
-Reading the pipe is the hot path and never waits on a job: each readable event drains what the pipe holds,
-turns every line into a decision, commits the batch's records in one transaction, then hands the accepted
-jobs to the executor. Housekeeping (the systemd watchdog) lives in one periodic tick. Signal handlers only
-resolve the stop future; a second SIGINT or SIGTERM kills the jobs at once instead of waiting for the grace.
+Reading the pipe is the hot path and never waits on a job or on the disk: each readable event moves what the
+pipe holds into the inbox (`inbox`), cuts it into lines (`hostpipe.core.framing`), decides every line, and
+queues the batch's records with the inbox position they reach (`store`). Only once the writer process has
+committed them are the accepted jobs handed to the executor. Housekeeping (the systemd watchdog, the state
+folder's health, a paused intake) lives in one periodic tick. Signal handlers only resolve the stop future; a
+second SIGINT or SIGTERM kills the jobs at once instead of waiting for the grace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import functools
 import gc
+import json
 import os
 import pwd
+import re
+import resource
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,28 +29,38 @@ from typing import Any
 import structlog
 
 from hostpipe.core.evaluate import evaluate, line_text
-from hostpipe.core.framing import Framer, Line, Overlong
+from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, StopCause
-from hostpipe.core.policy import LoadedPolicy, Refused
+from hostpipe.core.policy import Allowed, LoadedPolicy, Refused
 from hostpipe.core.request import Cancel
 from hostpipe.daemon import systemd
 from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.executor import Executor, Job
-from hostpipe.daemon.fifo import OpenPipe, PipeError, inherited_pipe, open_pipe
+from hostpipe.daemon.fifo import OpenPipe, held_lock, held_pipe, inherited_pipe, open_pipe
+from hostpipe.daemon.holder import hand_pipe_up
 from hostpipe.daemon.host import RealHost
+from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
+from hostpipe.daemon.locks import lock_state_dir
 from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reconcile import Containers, reconcile
+from hostpipe.daemon.records import JobRecord, Reader
 from hostpipe.daemon.store import NewJob, Store
+from hostpipe.daemon.writer import JOB_COLUMNS
 
 log = structlog.get_logger("hostpipe.server")
 
 _READ_CHUNK = 1 << 16
 _READ_BUDGET = 1 << 16
-"""Bytes read per wake-up before yielding to the loop, so a flood of lines cannot hold up job bookkeeping
+"""Bytes taken per wake-up before yielding to the loop, so a flood of lines cannot hold up job bookkeeping
 (exits, timeouts, spawns) for longer than one such batch takes to decide."""
-_TICK = 5.0
+_TICK = 1.0
+_RELOAD_QUIET = 1.0
+"""Seconds the policy file must stay unchanged before a change is loaded: a file written in several steps
+(successive appends, an editor's save) is read once it is whole."""
+_INBOX_KEY = "inbox"
+_LOG_NAME = re.compile(r"(\d+)\.log")
 
 
 @dataclass(frozen=True)
@@ -57,13 +73,47 @@ class ServeConfig:
     max_concurrent: int | None = None
     pipe_mode: int = 0o600
     folder_mode: int = 0o700
-    line_gap: float = 0.1
-    """Seconds of quiet after which bytes without a newline are taken as a whole line."""
 
 
 def _identity() -> tuple[str, str]:
     entry = pwd.getpwuid(os.geteuid())
     return os.environ.get("HOME") or entry.pw_dir, os.environ.get("USER") or entry.pw_name
+
+
+def raise_fd_limit() -> tuple[int, int] | None:
+    """Raise the soft limit of open files to the hard limit; return the original limits for the jobs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= hard:
+        return None
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return soft, hard
+    return None
+
+
+def log_id_floor(logs_dir: Path) -> int:
+    """One past the highest job id among the log files, so a new store never reuses an old log's name."""
+    highest = 0
+    with contextlib.suppress(OSError):
+        for namespace in os.scandir(logs_dir):
+            if not namespace.is_dir(follow_symlinks=False):
+                continue
+            for name in os.scandir(namespace.path):
+                if not name.is_dir(follow_symlinks=False):
+                    continue
+                for entry in os.scandir(name.path):
+                    match = _LOG_NAME.fullmatch(entry.name)
+                    if match:
+                        highest = max(highest, int(match.group(1)))
+    return highest + 1
+
+
+def _inbox_position(meta: dict[str, Any]) -> Position | None:
+    value = meta.get(_INBOX_KEY)
+    if not isinstance(value, str) or ":" not in value:
+        return None
+    generation, offset = value.split(":", 1)
+    return Position(int(generation), int(offset))
 
 
 class Server:
@@ -76,9 +126,9 @@ class Server:
         self.loaded: LoadedPolicy
         self.store: Store
         self.executor: Executor
+        self.inbox: Inbox
         self.pipe: OpenPipe | None = None
         self.framer = Framer(MAX_LINE_BYTES)
-        self._gap_timer: asyncio.TimerHandle | None = None
         self._stop: asyncio.Future[str]
         self._signals = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -86,6 +136,15 @@ class Server:
         self._watcher: Any = None
         self._stopping = False
         self._lock_fd: int | None = None
+        self._reading = False
+        self._intake_error: str | None = None
+        self._committed_offset = 0
+        """Inbox offset (current generation) up to which records are committed."""
+        self._in_flight_inserts: set[asyncio.Future[list[int]]] = set()
+        self._reload_timer: asyncio.TimerHandle | None = None
+        self._state_dir_id: tuple[int, int] | None = None
+        self._state_dir_lost = False
+        self.started_at = time.time()
 
     # -- table of contents ----------------------------------------------------------------------------------
 
@@ -101,35 +160,66 @@ class Server:
         self._stop = loop.create_future()
         self.loaded = load_policy(self.config.policy, self.environ, required=self.config.policy_required)
         self._warn_missing_runtimes()
-        self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_state_dir()
-        self.store = Store(self.config.state_dir)
-        containers = Containers(self.loaded, self.environ, cid_dir(self.config.state_dir), self.expansions.home)
-        reconcile(self.store, time.time(), grace=self.loaded.policy.kill_grace, containers=containers)
+        state_dir = self.config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_fd = held_lock(self.environ)
+        if self._lock_fd is None:
+            self._lock_fd = lock_state_dir(state_dir)
+        self._state_dir_id = self._identify_state_dir()
+        job_nofile = raise_fd_limit()
+        self.store = Store(state_dir, on_health=self._on_store_health, on_fresh=self._live_rows)
+        hello = await self.store.open()
+        if hello.fresh:
+            self.store.next_id = max(self.store.next_id, log_id_floor(state_dir / "logs"))
+        reader = Reader(state_dir)
+        try:
+            live = reader.live()
+        finally:
+            reader.close()
         policy = self.loaded.policy
+        containers = Containers(self.loaded, self.environ, cid_dir(state_dir), self.expansions.home)
+        requeue = reconcile(
+            live,
+            self.store,
+            time.time(),
+            grace=policy.kill_grace,
+            max_age=policy.requeue_max_age,
+            containers=containers,
+        )
         self.executor = Executor(
             store=self.store,
-            logs_dir=self.config.state_dir / "logs",
-            cid_dir=cid_dir(self.config.state_dir),
+            logs_dir=state_dir / "logs",
+            cid_dir=cid_dir(state_dir),
             max_concurrent=self.config.max_concurrent or policy.max_concurrent,
             max_queued=policy.max_queued,
             kill_grace=policy.kill_grace,
             cwd=self.expansions.home,
+            job_nofile=job_nofile,
         )
-        self._control = await serve_control(control_socket(self.config.state_dir), self._on_control)
+        self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload_policy, "SIGHUP")
-        self.pipe = inherited_pipe(self.config.pipe) or open_pipe(
-            self.config.pipe, mode=self.config.pipe_mode, folder_mode=self.config.folder_mode
-        )
-        loop.add_reader(self.pipe.fd, self._on_readable)
+        self.pipe = held_pipe(self.config.pipe, self.environ) or inherited_pipe(self.config.pipe)
+        if self.pipe is None:
+            self.pipe = open_pipe(self.config.pipe, mode=self.config.pipe_mode, folder_mode=self.config.folder_mode)
+            # Standalone, the holder keeps the pipe (and the lines in it) should this daemon die.
+            hand_pipe_up(self.pipe.fd, self.environ)
+        self.inbox = Inbox(state_dir)
+        left = self.inbox.recover(_inbox_position(hello.meta))
+        self._requeue(requeue)
+        if left:
+            # Lines a previous daemon took from the pipe but did not record: recorded (and run) now.
+            log.warning("inbox_recovered", bytes=len(left))
+            frames = Framer(MAX_LINE_BYTES).feed(left, emptied=True)
+            self._handle(frames, Position(self.inbox.generation, 0))
+        self._start_reading()
         self._tasks.append(asyncio.create_task(self._tick()))
         log.info(
             "ready",
             pipe=str(self.pipe.path),
             inherited=self.pipe.inherited,
-            state_dir=str(self.config.state_dir),
+            state_dir=str(state_dir),
             policy=self.loaded.source,
             max_concurrent=self.executor.max_concurrent,
             pid=os.getpid(),
@@ -141,33 +231,27 @@ class Server:
         # from walking it again on every collection while lines stream in.
         gc.freeze()
 
-    def _lock_state_dir(self) -> None:
-        """One daemon per state folder: a second one would repair, and so stop, the first one's running jobs."""
-        path = self.config.state_dir / "serve.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            os.close(fd)
-            raise PipeError(f"another hostpipe serve is using the state folder {self.config.state_dir}") from error
-        self._lock_fd = fd
-
     async def main_loop(self) -> None:
         reason = await self._stop
         log.info("stopping", reason=reason)
 
     async def shutdown(self) -> None:
         systemd.notify("STOPPING=1")
-        loop = asyncio.get_running_loop()
         self._stopping = True
-        if self.pipe is not None:
-            loop.remove_reader(self.pipe.fd)
-            # Lines already in the pipe are recorded (refused: the daemon is stopping), never lost unseen.
-            self._drain_pipe()
-            self._flush_partial()
-            self.pipe.close()
+        self._stop_reading()
+        if self.pipe is not None and not self.pipe.inherited:
+            # No service manager keeps this pipe once the daemon is gone: lines still in it are recorded
+            # (refused: the daemon is stopping) rather than lost unseen. Under socket activation they stay in
+            # the pipe, and the next start records them.
+            self._take(budget=None)
+        if self._in_flight_inserts:
+            # Lines taken before the stop: their jobs are handed to the executor (which cancels them) once
+            # committed, so every one ends with a final state.
+            await asyncio.wait(self._in_flight_inserts, timeout=5)
         for task in self._tasks:
             task.cancel()
+        if self._reload_timer is not None:
+            self._reload_timer.cancel()
         if self._watcher is not None:
             self._watcher.stop()
         if self._control is not None:
@@ -175,44 +259,68 @@ class Server:
         await self.executor.shutdown()
         with contextlib.suppress(FileNotFoundError):
             control_socket(self.config.state_dir).unlink()
-        self.store.close()
+        left = await self.store.close(timeout=10)
+        if left:
+            log.error(
+                "records_not_written",
+                count=left,
+                note="the store could not be written before the daemon stopped; the next start repairs the records",
+            )
+        if self.pipe is not None:
+            self.pipe.close()
+        self.inbox.close()
         log.info("stopped")
 
     # -- the pipe -------------------------------------------------------------------------------------------
 
+    def _start_reading(self) -> None:
+        if not self._reading and self.pipe is not None and not self._stopping:
+            asyncio.get_running_loop().add_reader(self.pipe.fd, self._on_readable)
+            self._reading = True
+
+    def _stop_reading(self) -> None:
+        if self._reading and self.pipe is not None:
+            asyncio.get_running_loop().remove_reader(self.pipe.fd)
+            self._reading = False
+
     def _on_readable(self) -> None:
-        self._drain_pipe(budget=_READ_BUDGET)
-        if self._gap_timer is not None:
-            self._gap_timer.cancel()
-            self._gap_timer = None
-        if self.framer.pending:
-            self._gap_timer = asyncio.get_running_loop().call_later(self.config.line_gap, self._flush_partial)
+        self._take(budget=_READ_BUDGET)
 
-    def _drain_pipe(self, budget: int | None = None) -> None:
+    def _take(self, budget: int | None) -> None:
+        """Move what the pipe holds into the inbox, frame it, and decide and queue every complete line."""
         assert self.pipe is not None
-        frames = []
-        total = 0
-        while budget is None or total < budget:
+        frames: list[Frame] = []
+        taken = 0
+        while budget is None or taken < budget:
+            room = MAX_UNCOMMITTED - (self.inbox.end - self._committed_offset)
+            if room <= 0 and not self._stopping:
+                # The store is behind: leave the lines in the pipe until it catches up.
+                self._stop_reading()
+                break
+            limit = _READ_CHUNK if self._stopping else min(_READ_CHUNK, room)
             try:
-                data = os.read(self.pipe.fd, _READ_CHUNK)
-            except BlockingIOError:
+                data, emptied = self.inbox.take(self.pipe.fd, limit)
+            except OSError as error:
+                self._intake_failed(error)
                 break
-            except InterruptedError:
-                continue
-            if not data:
+            if self._intake_error is not None:
+                log.info("intake_resumed", after=self._intake_error)
+                self._intake_error = None
+            taken += len(data)
+            frames.extend(self.framer.feed(data, emptied=emptied))
+            if emptied:
                 break
-            total += len(data)
-            frames.extend(self.framer.feed(data))
         if frames:
-            self._handle(frames)
+            self._handle(frames, self.inbox.position(frames[-1].end))
 
-    def _flush_partial(self) -> None:
-        self._gap_timer = None
-        frames = self.framer.flush()
-        if frames:
-            self._handle(frames)
+    def _intake_failed(self, error: OSError) -> None:
+        text = f"{error.strerror or error} ({self.config.state_dir})"
+        if self._intake_error != text:
+            log.error("intake_paused", error=text, note="lines stay in the pipe; taking them is retried every second")
+        self._intake_error = text
+        self._stop_reading()
 
-    def _handle(self, frames: list[Line | Overlong]) -> None:
+    def _handle(self, frames: list[Frame], position: Position) -> None:
         now = time.time()
         records: list[NewJob] = []
         accepted: list[tuple[int, Job]] = []
@@ -221,24 +329,44 @@ class Server:
             record, job = self._decide(frame, now, slots)
             if job is not None:
                 slots -= 1
+                if self.executor.reserve_start():
+                    record = record._replace(start_attempt=now)
+                    job.attempted = True
                 accepted.append((len(records), job))
             records.append(record)
-        ids = self.store.insert(records)
-        for index, record in enumerate(records):
-            if record.state is JobState.REFUSED:
-                log.warning(
-                    "line_refused",
-                    job=ids[index],
-                    pod=record.pod,
-                    rule=record.rule,
-                    argument=record.argument,
-                    reason=record.reason,
-                )
+        committed = self.store.insert(records)
+        self.store.write("meta", (_INBOX_KEY, f"{position.generation}:{position.offset}"))
+        self._in_flight_inserts.add(committed)
+        committed.add_done_callback(functools.partial(self._committed, records, accepted, position))
+
+    def _committed(
+        self,
+        records: list[NewJob],
+        accepted: list[tuple[int, Job]],
+        position: Position,
+        done: asyncio.Future[list[int]],
+    ) -> None:
+        self._in_flight_inserts.discard(done)
+        if done.cancelled():
+            return
+        ids = done.result()
+        refused = Counter(r.rule for r in records if r.state is JobState.REFUSED)
+        if refused:
+            # Each refusal is in its record; the log gets one event per batch, so a flood costs it little.
+            first = next(ids[i] for i, r in enumerate(records) if r.state is JobState.REFUSED)
+            log.warning("lines_refused", count=sum(refused.values()), rules=dict(refused), first_job=first)
         for index, job in accepted:
             job.id = ids[index]
             self.executor.submit(job)
+        if position.generation == self.inbox.generation:
+            self._committed_offset = max(self._committed_offset, position.offset)
+        if self.inbox.committed(position):
+            self.framer.position = 0
+            self._committed_offset = 0
+        if not self._reading and self._intake_error is None and not self._stopping:
+            self._start_reading()
 
-    def _decide(self, frame: Line | Overlong, now: float, slots: int) -> tuple[NewJob, Job | None]:
+    def _decide(self, frame: Frame, now: float, slots: int) -> tuple[NewJob, Job | None]:
         if isinstance(frame, Overlong):
             reason = (
                 f"the line has {frame.size} bytes; a line must fit in {MAX_LINE_BYTES} bytes with its newline "
@@ -246,7 +374,17 @@ class Server:
             )
             record = NewJob(line_text(frame.head) + "…", JobState.REFUSED, now, rule="line-too-long", reason=reason)
             return record, None
-        result = evaluate(frame.data, self.expansions, self.loaded, self.host, self.environ)
+        assert isinstance(frame, Line)
+        if not frame.terminated:
+            reason = (
+                "the bytes had no newline at their end when the pipe was read empty; a line ends with a newline "
+                "(echo adds one), and bytes without one are never joined to bytes that arrive later"
+            )
+            return NewJob(line_text(frame.data), JobState.REFUSED, now, rule="unterminated", reason=reason), None
+        return self._decide_line(frame.data, now, slots)
+
+    def _decide_line(self, data: bytes, now: float, slots: int) -> tuple[NewJob, Job | None]:
+        result = evaluate(data, self.expansions, self.loaded, self.host, self.environ)
         argv = result.submit.argv if result.submit is not None else None
         record = NewJob(result.line, JobState.REFUSED, now, result.pod, result.client_id, argv)
         decision = result.decision
@@ -263,7 +401,48 @@ class Server:
             )
             return record._replace(rule="queue-full", reason=reason), None
         queued = record._replace(state=JobState.QUEUED, timeout=decision.timeout, reason=decision.note)
-        return queued, Job(id=0, allowed=decision, pod=result.pod, client_id=result.client_id)
+        return queued, self._job(0, decision, result.pod, result.client_id, result.line, now)
+
+    @staticmethod
+    def _job(
+        job_id: int, allowed: Allowed, pod: str | None, client_id: str | None, line: str, submitted_at: float
+    ) -> Job:
+        return Job(id=job_id, allowed=allowed, pod=pod, client_id=client_id, line=line, submitted_at=submitted_at)
+
+    def _requeue(self, records: list[JobRecord]) -> None:
+        """Decide again, under the policy in force now, the jobs a previous daemon left queued, and run them."""
+        for record in records:
+            result = evaluate(record.line.encode(), self.expansions, self.loaded, self.host, self.environ)
+            decision = result.decision
+            if isinstance(decision, Refused):
+                reason = f"refused at restart by the policy in force: {decision.reason}"
+                self.store.write("finished", (str(JobState.REFUSED), None, None, reason, time.time(), None, record.id))
+                log.warning("job_refused_at_restart", job=record.id, pod=record.pod, rule=decision.rule)
+                continue
+            job = self._job(record.id, decision, record.pod, record.client_id, record.line, record.submitted_at)
+            self.executor.submit(job)
+
+    def _live_rows(self) -> list[tuple[str, list[Any]]]:
+        """Full records of every live job, to write again into a store that was created anew."""
+        rows = []
+        for job in self.executor.live_jobs():
+            values = {
+                "id": job.id,
+                "pod": job.pod,
+                "client_id": job.client_id,
+                "line": job.line,
+                "argv": json.dumps(list(job.allowed.argv)),
+                "runtime": job.allowed.runtime,
+                "image": job.allowed.image,
+                "state": str(job.state),
+                "timeout": job.allowed.timeout,
+                "submitted_at": job.submitted_at,
+                "pid": job.process.pid if job.process is not None else None,
+                "log": str(job.log_path) if job.log_path is not None else None,
+                "start_attempt": job.submitted_at if job.attempted else None,
+            }
+            rows.append(tuple(values.get(column) for column in JOB_COLUMNS))
+        return [("restore", rows)] if rows else []
 
     # -- control, policy, housekeeping ----------------------------------------------------------------------
 
@@ -276,6 +455,10 @@ class Server:
                 "queued": self.executor.queued_count,
                 "policy": self.loaded.source,
                 "pid": os.getpid(),
+                "writer_pid": self.store.writer_pid,
+                "store": self.store.degraded or "healthy",
+                "intake": self._intake_error or "reading",
+                "started_at": self.started_at,
             }
         if op != "cancel":
             return {"ok": False, "error": f"unknown op {op!r}"}
@@ -304,11 +487,23 @@ class Server:
             return
         self.loaded = loaded
         policy = loaded.policy
-        self.executor.max_concurrent = self.config.max_concurrent or policy.max_concurrent
-        self.executor.max_queued = policy.max_queued
-        self.executor.kill_grace = policy.kill_grace
+        self.executor.set_limits(
+            max_concurrent=self.config.max_concurrent or policy.max_concurrent,
+            max_queued=policy.max_queued,
+            kill_grace=policy.kill_grace,
+        )
         self._warn_missing_runtimes()
         log.info("policy_reloaded", trigger=trigger, policy=loaded.source, runtimes=sorted(policy.runtimes))
+
+    def _policy_changed(self) -> None:
+        """The file changed: load it once it has been quiet for a moment (a write may come in several steps)."""
+        if self._reload_timer is not None:
+            self._reload_timer.cancel()
+        self._reload_timer = asyncio.get_running_loop().call_later(_RELOAD_QUIET, self._reload_when_quiet)
+
+    def _reload_when_quiet(self) -> None:
+        self._reload_timer = None
+        self.reload_policy("file changed")
 
     def _warn_missing_runtimes(self) -> None:
         for name, path in self.loaded.executables.items():
@@ -325,9 +520,7 @@ class Server:
         from hostpipe.daemon.reload import PolicyWatcher  # noqa: PLC0415 - imported after ready, see startup
 
         loop = asyncio.get_running_loop()
-        self._watcher = PolicyWatcher(
-            self.config.policy, lambda: loop.call_soon_threadsafe(self.reload_policy, "file changed")
-        )
+        self._watcher = PolicyWatcher(self.config.policy, lambda: loop.call_soon_threadsafe(self._policy_changed))
         self._watcher.start()
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
@@ -342,6 +535,47 @@ class Server:
                 if job is not None:
                     self.executor.kill_now(job)
 
+    def _on_store_health(self, healthy: bool, reason: str | None) -> None:
+        status = "store healthy" if healthy else f"store degraded: {reason}"
+        systemd.notify(f"STATUS={status}")
+
+    def _identify_state_dir(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.config.state_dir)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _check_state_dir(self) -> None:
+        """A state folder removed or replaced under the daemon: say so, make it again, start a new store."""
+        current = self._identify_state_dir()
+        if current == self._state_dir_id:
+            return
+        if not self._state_dir_lost:
+            log.error(
+                "state_dir_lost",
+                state_dir=str(self.config.state_dir),
+                note="the folder was removed or replaced; it is made again with a new store holding the live jobs",
+            )
+            self._state_dir_lost = True
+        try:
+            self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+            self._lock_fd = lock_state_dir(self.config.state_dir)
+        except OSError as error:
+            log.error("state_dir_unusable", state_dir=str(self.config.state_dir), error=str(error))
+            return
+        self._state_dir_id = self._identify_state_dir()
+        self._state_dir_lost = False
+        generation = self.inbox.generation
+        self.inbox.close()
+        self.inbox = Inbox(self.config.state_dir)
+        self.inbox.recover(None, after=generation)
+        self.framer = Framer(MAX_LINE_BYTES)
+        self._committed_offset = 0
+        self.store.reopen()
+
     async def _tick(self) -> None:
         interval = systemd.watchdog_interval()
         period = min(_TICK, interval) if interval else _TICK
@@ -349,3 +583,6 @@ class Server:
             await asyncio.sleep(period)
             if interval:
                 systemd.notify("WATCHDOG=1")
+            self._check_state_dir()
+            if self._intake_error is not None:
+                self._start_reading()

@@ -368,10 +368,10 @@ def test_lines_are_read_from_stdin(env, args):
     assert [e["allowed"] for e in entries] == [True, True, True, False]
 
 
-def test_missing_line_file_exits_3_with_one_line(env, tmp_path):
-    """A --file that cannot be read stops the command with one line on stderr and exit status 3."""
+def test_missing_line_file_is_a_usage_error_with_one_line(env, tmp_path):
+    """A --file that cannot be read stops the command with one line on stderr and exit status 2 (usage)."""
     result = run_check(env, "--file", str(tmp_path / "absent.txt"))
-    assert result.returncode == 3
+    assert result.returncode == 2
     assert result.stdout == "" and len(result.stderr.splitlines()) == 1 and "absent.txt" in result.stderr
 
 

@@ -6,7 +6,8 @@ from tests.conftest import Daemon
 
 KEYS = {
     "id", "pod", "client_id", "state", "exit_code", "signal", "reason", "rule", "argument", "argv", "line",
-    "runtime", "image", "pid", "timeout", "submitted_at", "started_at", "ended_at", "log",
+    "runtime", "image", "pid", "timeout", "submitted_at", "started_at", "ended_at", "log", "container_id",
+    "detached", "log_dropped",
 }  # fmt: skip
 
 
@@ -40,10 +41,10 @@ def test_ps_filters_by_pod_and_state(make_daemon):
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):
-    """A command that cannot work says why in one line and exits with the named failure code (3)."""
+    """A command that cannot work for now says why in one line and exits with the transient failure code (4)."""
     from tests.conftest import hostpipe
 
     result = hostpipe("ps", "--state-dir", str(tmp_path / "none"), check=False)
-    assert result.returncode == 3
+    assert result.returncode == 4
     assert result.stderr.count("\n") == 1 and "no job records" in result.stderr
     assert "Traceback" not in result.stderr

@@ -38,13 +38,20 @@ def test_table_3_lines_run_unchanged(make_daemon):
         assert len(added) == (1 if line.startswith("docker") else 0)
 
 
-def test_line_without_final_newline_still_runs(make_daemon):
-    """`printf 'docker run x' > pipe` worked with the old loop; the quiet gap completes the line."""
+def test_line_without_final_newline_is_refused_on_its_own(make_daemon):
+    """`printf 'docker run x' > pipe` is cut off where the read emptied the pipe and refused, never run or joined."""
     daemon = make_daemon()
     daemon.write("docker run godlovedc/lolcow:latest")
-    (record,) = daemon.wait_records(1)
-    assert record["state"] == "succeeded"
-    assert record["argv"] == ["docker", "run", "godlovedc/lolcow:latest"]
+    daemon.wait_records(1)
+    daemon.write("docker run test/x\n")
+    first, second = daemon.wait_records(2)
+    assert (first["state"], first["rule"], first["line"]) == (
+        "refused",
+        "unterminated",
+        "docker run godlovedc/lolcow:latest",
+    )
+    assert "newline" in first["reason"]
+    assert (second["state"], second["line"]) == ("succeeded", "docker run test/x")
 
 
 def test_many_concurrent_writers_lose_and_mix_nothing(make_daemon):
@@ -281,14 +288,14 @@ def test_shutdown_stops_jobs_and_records_every_final_state(make_daemon):
 
 
 def test_restart_repairs_jobs_a_killed_daemon_left_running(make_daemon):
-    """After the daemon is SIGKILLed, the next start stops the orphaned job and records it as interrupted."""
+    """After the daemon is SIGKILLed, its holder starts a new one, which stops the orphaned job (interrupted)."""
     daemon = make_daemon()
     daemon.write("docker run test/x sleep 60\n")
     (running,) = wait_for(lambda: daemon.ps("--state", "running"))
-    daemon.stop(signal.SIGKILL)
-    assert process_group_alive(running["pid"])
-    daemon.start()
-    (record,) = daemon.ps()
+    old = daemon.daemon_pid()
+    daemon.kill_daemon()
+    assert daemon.daemon_pid() != old
+    (record,) = wait_for(lambda: [r for r in daemon.ps() if r["state"] != "running"])
     assert record["state"] == "interrupted"
     assert "stopped" in record["reason"]
     wait_for(lambda: not process_group_alive(running["pid"]), timeout=5)

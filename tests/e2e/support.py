@@ -370,6 +370,20 @@ class Hostpipe:
             self._stderr.close()
         return status
 
+    def daemon_pid(self) -> int:
+        """The pid of the daemon itself (the holder's child), from its latest `ready` event."""
+        return int([e for e in self.log_events() if e.get("event") == "ready"][-1]["pid"])
+
+    def kill_daemon(self, ready_timeout: float = 30) -> None:
+        """SIGKILL the daemon, not its holder, and wait until the holder's new daemon is ready."""
+        readies = sum(1 for e in self.log_events() if e.get("event") == "ready")
+        os.kill(self.daemon_pid(), signal.SIGKILL)
+        wait_for(
+            lambda: sum(1 for e in self.log_events() if e.get("event") == "ready") > readies,
+            ready_timeout,
+            "the holder to start a new daemon",
+        )
+
     def log_events(self) -> list[dict[str, Any]]:
         events = []
         for raw in self.stderr_path.read_text(errors="replace").splitlines():

@@ -77,5 +77,7 @@ def test_refused_lines_never_reach_podman(
         assert job["state"] == "refused", client_id
         assert job["reason"], client_id
         assert (job["pid"], job["exit_code"], job["started_at"]) == (None, None, None), client_id
-    assert calls.read_text().splitlines() == ["run --name e2e-control localhost/busybox true"]
+    # The one execution is the allowed line, with the container-id file hostpipe adds before the image.
+    cidfile = hostpipe.state_dir / "cid" / f"{control['id']}.cid"
+    assert calls.read_text().splitlines() == [f"run --name e2e-control --cidfile={cidfile} localhost/busybox true"]
     assert podman.container_names() == {"e2e-control"}

@@ -1,0 +1,166 @@
+"""Reading the job records: what the CLI and the daemon's start-up see of the store.
+
+Readers open their own read-only connection (WAL lets them read while the writer commits) and never create
+or change the file. Every filter has an index whose definition matches the query, so none scans the table.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hostpipe.core.job import LIVE_STATES, JobState
+from hostpipe.daemon.schema import DB_NAME, SCHEMA_VERSION, open_for_reading, schema_version
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    pod: str | None
+    client_id: str | None
+    line: str
+    argv: list[str] | None
+    runtime: str | None
+    image: str | None
+    state: JobState
+    rule: str | None
+    argument: str | None
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    pid: int | None
+    pid_start: int | None
+    timeout: float | None
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    log: str | None
+    start_attempt: float | None = None
+    """When the daemon committed that it was about to start the job; None: it never tried."""
+    container_id: str | None = None
+    """The id of the container this job created, as hostpipe itself obtained it (docker and podman)."""
+    detached: bool = False
+    """The job supervises a container started with `run -d`."""
+    log_dropped: int | None = None
+    """Bytes of the job's log dropped at the log cap."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape `hostpipe ps --json` prints; pinned by a test, so extend it, never rename a key."""
+        return {
+            "id": self.id,
+            "pod": self.pod,
+            "client_id": self.client_id,
+            "state": str(self.state),
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "reason": self.reason,
+            "rule": self.rule,
+            "argument": self.argument,
+            "argv": self.argv,
+            "line": self.line,
+            "runtime": self.runtime,
+            "image": self.image,
+            "pid": self.pid,
+            "timeout": self.timeout,
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "log": self.log,
+            "container_id": self.container_id,
+            "detached": self.detached,
+            "log_dropped": self.log_dropped,
+        }
+
+
+COLUMNS = (
+    "id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason, exit_code, signal, "
+    "pid, pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, "
+    "log_dropped"
+)
+_COLUMNS_V1 = COLUMNS.replace("start_attempt, container_id, detached, log_dropped", "NULL, NULL, NULL, NULL")
+"""What a reader selects from a version 1 file, which a daemon of this version has not migrated yet."""
+
+
+def record_of(row: tuple[Any, ...]) -> JobRecord:
+    values = list(row)
+    values[4] = json.loads(values[4]) if values[4] is not None else None
+    values[7] = JobState(values[7])
+    values[22] = bool(values[22])
+    return JobRecord(*values)
+
+
+def select(
+    conn: sqlite3.Connection,
+    *,
+    job_id: int | None = None,
+    pod: str | None = None,
+    states: Iterable[JobState] | None = None,
+    client_id: str | None = None,
+    limit: int | None = None,
+    version: int = SCHEMA_VERSION,
+) -> Iterator[JobRecord]:
+    where: list[str] = []
+    params: list[Any] = []
+    if job_id is not None:
+        where.append("id = ?")
+        params.append(job_id)
+    if pod is not None:
+        where.append("pod = ?")
+        params.append(pod)
+    if client_id is not None:
+        where.append("client_id = ?")
+        params.append(client_id)
+    if states is not None:
+        names = [JobState(s).value for s in states]
+        where.append(f"state IN ({', '.join('?' * len(names))})")
+        params.extend(names)
+    # Only fixed column names and placeholders are formatted in; every value is a bound parameter.
+    sql = f"SELECT {COLUMNS if version >= 2 else _COLUMNS_V1} FROM jobs"  # noqa: S608
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if limit is not None:
+        # The newest `limit` records, shown oldest first.
+        sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"  # noqa: S608
+        params.append(limit)
+    else:
+        sql += " ORDER BY id"
+    for row in conn.execute(sql, params):
+        yield record_of(row)
+
+
+class Reader:
+    """A read-only view of the records: it never creates the file and never writes."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / DB_NAME
+        self._conn = open_for_reading(state_dir)
+        self.version = schema_version(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def jobs(
+        self,
+        *,
+        pod: str | None = None,
+        states: Iterable[JobState] | None = None,
+        client_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[JobRecord]:
+        return list(select(self._conn, pod=pod, states=states, client_id=client_id, limit=limit, version=self.version))
+
+    def get(self, job_id: int) -> JobRecord | None:
+        return next(iter(select(self._conn, job_id=job_id, version=self.version)), None)
+
+    def live(self) -> list[JobRecord]:
+        return self.jobs(states=LIVE_STATES)
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            return {key: value for key, value in self._conn.execute("SELECT key, value FROM meta")}
+        except sqlite3.OperationalError:
+            return {}

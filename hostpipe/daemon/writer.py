@@ -1,0 +1,158 @@
+"""The store writer: a small process of its own that owns the only writing connection to the records.
+
+The daemon never touches sqlite while it serves. It hands this process batches of operations over a
+socketpair and learns, one acknowledgement per batch, that they are committed. So a slow disk, a lock held by
+another process or a full disk delays this process, never the loop that reads the pipe and reaps jobs. It is a
+process rather than a thread because sqlite maps the WAL index (`-shm`) into memory: when that file cannot be
+written (an immutable state folder, a disk error) the kernel answers a write to the mapping with SIGBUS, which
+would kill the whole daemon. Here it kills only this process; the daemon reports the store as degraded, keeps
+the lines where they are and starts a new writer after a back-off.
+
+Protocol (see `wire`): the writer first sends ("hello", fresh, next_id, meta). Then, for each ("batch", seq,
+ops) it applies every op in one transaction together with the batch number, and answers ("ack", seq) or
+("nack", seq, kind, text, next_id). A batch number it has already committed (the daemon resends a batch whose
+acknowledgement a dead writer never sent) is acknowledged without being applied again.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from hostpipe.daemon.schema import StoreCorrupt, open_for_writing
+from hostpipe.daemon.wire import Decoder, encode
+
+_JOB_COLUMNS = (
+    "id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason, exit_code, signal, pid, "
+    "pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, log_dropped"
+)
+
+SQL: dict[str, str] = {
+    "insert": "INSERT INTO jobs (id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason,"
+    " timeout, submitted_at, start_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "attempt": "UPDATE jobs SET start_attempt = ? WHERE id = ?",
+    "started": "UPDATE jobs SET state = ?, pid = ?, pid_start = ?, started_at = ?, log = ? WHERE id = ?",
+    "finished": "UPDATE jobs SET state = ?, exit_code = ?, signal = ?, reason = COALESCE(?, reason),"
+    " ended_at = ?, log = COALESCE(?, log) WHERE id = ?",
+    "container": "UPDATE jobs SET container_id = ?, detached = ? WHERE id = ?",
+    "dropped": "UPDATE jobs SET log_dropped = ? WHERE id = ?",
+    # Fixed column names and placeholders only.
+    "restore": f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 24)})",  # noqa: S608
+    "meta": "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+    "delete": "DELETE FROM jobs WHERE id = ?",
+}
+"""Every statement the writer runs, by the name the daemon uses for it. Values are always bound parameters."""
+
+JOB_COLUMNS = tuple(name.strip() for name in _JOB_COLUMNS.split(","))
+
+
+def classify(error: sqlite3.Error) -> str:
+    """A short name for why a write failed, for the daemon's one log line about the store's health."""
+    text = str(error).lower()
+    if isinstance(error, sqlite3.IntegrityError):
+        return "conflict"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "full" in text:
+        return "full"
+    if "readonly" in text or "read-only" in text:
+        return "read-only"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return "corrupt"
+    return "io"
+
+
+def next_id(conn: sqlite3.Connection) -> int:
+    (highest,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+    return max(int(highest), int(row[0]) if row else 0) + 1
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {key: value for key, value in conn.execute("SELECT key, value FROM meta")}
+
+
+def apply(conn: sqlite3.Connection, seq: int, ops: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    """Every op of one batch, and the batch number, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for kind, rows in ops:
+            conn.executemany(SQL[kind], rows)
+        conn.execute(SQL["meta"], ("batch", seq))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class Writer:
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        self._sock = sock
+        self._path = path
+        self._decoder = Decoder()
+
+    def send(self, message: Any) -> None:
+        self._sock.sendall(encode(message))
+
+    def messages(self) -> Any:
+        while True:
+            data = self._sock.recv(1 << 20)
+            if not data:
+                return
+            yield from self._decoder.feed(data)
+
+    def run(self) -> int:
+        try:
+            conn, fresh = open_for_writing(self._path)
+        except StoreCorrupt as error:
+            self.send(("fatal", "corrupt", str(error)))
+            return 3
+        except sqlite3.DatabaseError as error:
+            kind = classify(error)
+            self.send(("fatal", kind, f"{self._path}: {error}"))
+            return 3 if kind == "corrupt" else 4
+        except OSError as error:
+            self.send(("fatal", "io", f"{self._path}: {error}"))
+            return 4
+        meta = read_meta(conn)
+        done = int(meta.get("batch", 0))
+        self.send(("hello", fresh, next_id(conn), meta))
+        for message in self.messages():
+            _, seq, ops = message
+            if seq <= done:
+                self.send(("ack", seq))
+                continue
+            try:
+                apply(conn, seq, ops)
+            except sqlite3.Error as error:
+                kind = classify(error)
+                self.send(("nack", seq, kind, str(error), next_id(conn) if kind == "conflict" else 0))
+                continue
+            done = seq
+            self.send(("ack", seq))
+        conn.close()
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    # The daemon decides when the writer stops: it closes the socket once its last batch is acknowledged.
+    # A terminal's Ctrl-C or a service manager's SIGTERM to the whole group must not cut that short.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    fd, path = int(argv[1]), Path(argv[2])
+    sock = socket.socket(fileno=fd)
+    try:
+        return Writer(sock, path).run()
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -6,8 +6,12 @@ start attempt before it spawns the job, which is what lets a restart tell the ca
 
 - queued, never attempted: it never ran. It runs now, unless it waited longer than the policy's
   `requeue_max_age` (then it is recorded `expired`: a job started a day late may do more harm than good).
-- queued, attempted, never recorded as started: it may have started just before the daemon died. It is not
-  started again (running a container twice is worse than not at all); it is recorded `interrupted`.
+- queued, attempted, never recorded as started: the daemon died between committing the attempt and
+  recording the start. Its log file is made just before the spawn and every job carries its own marker in its
+  environment, so: no log file means it was never spawned (it runs now, as above); a process with its marker
+  means it runs unwatched (it is stopped, like a running job); a log file and no process means it may have run
+  and ended already. That one is not started again (running a container twice is worse than not at all); it
+  is recorded `interrupted`.
 - running, its process still there (same pid and start time): it is stopped, and recorded `interrupted`.
 - running, its process gone: it ended while no daemon watched; its exit status is unknown (`interrupted`).
 """
@@ -42,13 +46,21 @@ def decide_restart(
     now: float,
     max_age: float,
     process_alive: bool,
+    spawned: bool = True,
 ) -> Decision:
-    if state is JobState.QUEUED:
-        if attempted:
+    """`spawned`: the job's log file exists (the spawn was at least begun); `process_alive`: a process of the
+    job is still there (for a queued record, found by the job's marker)."""
+    if state is JobState.QUEUED and attempted and (process_alive or spawned):
+        if process_alive:
             return Decision(
-                Repair.INTERRUPT,
-                "the daemon stopped while starting the job; it may have started, so it was not started again",
+                Repair.STOP,
+                "the daemon stopped while starting the job; it had started and was stopped at the next start",
             )
+        return Decision(
+            Repair.INTERRUPT,
+            "the daemon stopped while starting the job; it may have run already, so it was not started again",
+        )
+    if state is JobState.QUEUED:
         waited = now - submitted_at
         if max_age and waited > max_age:
             return Decision(

@@ -35,7 +35,7 @@ from hostpipe.core.containers import stop_command, with_cidfile
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
 from hostpipe.core.policy import Allowed
 from hostpipe.daemon import cidfiles
-from hostpipe.daemon.procs import process_start_time, signal_group
+from hostpipe.daemon.procs import JOB_MARKER, job_marker, process_start_time, signal_group
 from hostpipe.daemon.store import Store
 
 log = structlog.get_logger("hostpipe.executor")
@@ -102,6 +102,7 @@ class Executor:
         spawners: int = 4,
         stoppers: int = 4,
         job_nofile: tuple[int, int] | None = None,
+        store_id: str = "",
     ) -> None:
         self._store = store
         self._logs_dir = logs_dir
@@ -112,6 +113,7 @@ class Executor:
         self.kill_grace = kill_grace
         self._cwd = cwd
         self._clock = clock
+        self._store_id = store_id
         self._job_nofile = job_nofile
         """The descriptor limit jobs get: the daemon's own soft limit before it raised it, as systemd does."""
         self._queue: collections.deque[Job] = collections.deque()
@@ -252,7 +254,7 @@ class Executor:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=dict(job.allowed.env),
+                env={**job.allowed.env, JOB_MARKER: job_marker(self._store_id, job.id)},
                 cwd=self._cwd,
                 start_new_session=True,
                 close_fds=True,

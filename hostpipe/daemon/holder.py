@@ -41,9 +41,9 @@ log = structlog.get_logger("hostpipe.holder")
 HOLDER_SOCKET = "HOSTPIPE_HOLDER_SOCKET"
 """The descriptor of the daemon's end of the socketpair to its holder."""
 
-_BACKOFF_FIRST = 1.0
+_BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
-_HEALTHY_RUN = 60.0
+_HEALTHY_RUN = 30.0
 """A daemon that ran this long before it died starts the back-off from the beginning again."""
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 

@@ -123,3 +123,10 @@ class Inbox:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def discard(self) -> None:
+        """Close and remove every inbox file: the store holds everything they held."""
+        self.close()
+        for path in _files(self._dir).values():
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -22,3 +22,34 @@ def process_start_time(pid: int) -> int | None:
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+JOB_MARKER = "HOSTPIPE_JOB"
+"""The variable every job's environment carries: `STORE_ID:JOB_ID`, so a restart can find a job's processes."""
+
+
+def job_marker(store_id: str, job_id: int) -> str:
+    return f"{store_id}:{job_id}"
+
+
+def find_marked(store_id: str) -> dict[int, list[int]]:
+    """Processes of this user whose environment carries a job marker of this store: {job id: [pids]}."""
+    prefix = f"{JOB_MARKER}={store_id}:".encode()
+    found: dict[int, list[int]] = {}
+    uid = os.geteuid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                data = environ.read()
+        except OSError:
+            continue
+        for item in data.split(b"\0"):
+            if item.startswith(prefix):
+                with contextlib.suppress(ValueError):
+                    found.setdefault(int(item[len(prefix) :]), []).append(int(entry.name))
+                break
+    return found

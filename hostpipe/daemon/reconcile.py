@@ -9,6 +9,7 @@ logged and recorded through the store. Jobs that never started are returned, to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,7 +24,8 @@ from hostpipe.core.job import JobState
 from hostpipe.core.policy import LoadedPolicy, job_env
 from hostpipe.core.restart import Repair, decide_restart
 from hostpipe.daemon import cidfiles
-from hostpipe.daemon.procs import process_start_time, signal_group
+from hostpipe.daemon.executor import log_path_for
+from hostpipe.daemon.procs import find_marked, process_start_time, signal_group
 from hostpipe.daemon.records import JobRecord
 from hostpipe.daemon.store import Store
 
@@ -82,10 +84,19 @@ class Containers:
             log.warning("container_repaired", job=record.id, pod=record.pod, container=container, exit_code=code)
 
 
-def _alive(record: JobRecord) -> bool:
-    return (
-        record.pid is not None and record.pid_start is not None and process_start_time(record.pid) == record.pid_start
-    )
+def _alive(pid: int | None, pid_start: int | None) -> bool:
+    return pid is not None and pid_start is not None and process_start_time(pid) == pid_start
+
+
+def _groups(record: JobRecord, marked: dict[int, list[int]]) -> list[tuple[int, int | None]]:
+    """(process group, start time of its leader) of what is left of the job."""
+    if record.state is JobState.RUNNING:
+        return [(record.pid or 0, record.pid_start)] if _alive(record.pid, record.pid_start) else []
+    groups = set()
+    for pid in marked.get(record.id, []):
+        with contextlib.suppress(OSError):
+            groups.add(os.getpgid(pid))
+    return [(group, process_start_time(group)) for group in groups]
 
 
 def reconcile(
@@ -95,30 +106,36 @@ def reconcile(
     *,
     grace: float,
     max_age: float,
+    logs_dir: Path,
+    store_id: str,
     containers: Containers | None = None,
 ) -> list[JobRecord]:
     """End or stop every live record a previous daemon left; return the queued ones to run again."""
     requeue: list[JobRecord] = []
-    to_stop: list[JobRecord] = []
+    to_stop: list[tuple[int, int | None]] = []
     stopped_jobs: list[JobRecord] = []
+    starting = [r for r in live if r.state is JobState.QUEUED and r.start_attempt is not None]
+    marked = find_marked(store_id) if starting else {}
     for record in live:
-        alive = record.state is JobState.RUNNING and _alive(record)
+        groups = _groups(record, marked)
         decision = decide_restart(
             record.state,
             attempted=record.start_attempt is not None,
             submitted_at=record.submitted_at,
             now=now,
             max_age=max_age,
-            process_alive=alive,
+            process_alive=bool(groups),
+            spawned=log_path_for(logs_dir, record.id, record.pod).exists(),
         )
         if decision.repair is Repair.REQUEUE:
             requeue.append(record)
             continue
         state = JobState.EXPIRED if decision.repair is Repair.EXPIRE else JobState.INTERRUPTED
         if decision.repair is Repair.STOP:
-            signal_group(record.pid or 0, signal.SIGTERM)
-            to_stop.append(record)
-        if record.state is JobState.RUNNING:
+            for group, _ in groups:
+                signal_group(group, signal.SIGTERM)
+            to_stop.extend(groups)
+        if record.state is JobState.RUNNING or record.start_attempt is not None:
             stopped_jobs.append(record)
         store.write("finished", (str(state), None, None, decision.reason, now, None, record.id))
         log.warning("job_repaired", job=record.id, pod=record.pod, was=str(record.state), reason=decision.reason)
@@ -128,9 +145,9 @@ def reconcile(
         containers.stop(stopped_jobs, grace)
     while to_stop and time.monotonic() < deadline:
         time.sleep(0.05)
-        to_stop = [r for r in to_stop if _alive(r)]
-    for record in to_stop:
-        signal_group(record.pid or 0, signal.SIGKILL)
+        to_stop = [(group, start) for group, start in to_stop if _alive(group, start)]
+    for group, _ in to_stop:
+        signal_group(group, signal.SIGKILL)
     if requeue:
         log.info("jobs_requeued", count=len(requeue), note="queued when the daemon stopped; they run now")
     return requeue

@@ -19,6 +19,7 @@ import os
 import pwd
 import re
 import resource
+import secrets
 import signal
 import time
 from collections import Counter
@@ -171,6 +172,11 @@ class Server:
         hello = await self.store.open()
         if hello.fresh:
             self.store.next_id = max(self.store.next_id, log_id_floor(state_dir / "logs"))
+        store_id = hello.meta.get("store_id")
+        if not isinstance(store_id, str):
+            # Marks every job's processes (HOSTPIPE_JOB=STORE:ID), so a restart can find them.
+            store_id = secrets.token_hex(8)
+            self.store.write("meta", ("store_id", store_id))
         reader = Reader(state_dir)
         try:
             live = reader.live()
@@ -184,6 +190,8 @@ class Server:
             time.time(),
             grace=policy.kill_grace,
             max_age=policy.requeue_max_age,
+            logs_dir=state_dir / "logs",
+            store_id=store_id,
             containers=containers,
         )
         self.executor = Executor(
@@ -195,6 +203,7 @@ class Server:
             kill_grace=policy.kill_grace,
             cwd=self.expansions.home,
             job_nofile=job_nofile,
+            store_id=store_id,
         )
         self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -209,10 +218,12 @@ class Server:
         left = self.inbox.recover(_inbox_position(hello.meta))
         self._requeue(requeue)
         if left:
-            # Lines a previous daemon took from the pipe but did not record: recorded (and run) now.
-            log.warning("inbox_recovered", bytes=len(left))
+            # Lines a previous daemon took from the pipe but did not record: recorded (and run) now. Beside a
+            # new store, the inbox belonged to a store that is gone, which may have recorded (and run) them:
+            # they are recorded, and not run.
+            log.warning("inbox_recovered", bytes=len(left), store_replaced=hello.fresh)
             frames = Framer(MAX_LINE_BYTES).feed(left, emptied=True)
-            self._handle(frames, Position(self.inbox.generation, 0))
+            self._handle(frames, Position(self.inbox.generation, 0), replaced_store=hello.fresh)
         self._start_reading()
         self._tasks.append(asyncio.create_task(self._tick()))
         log.info(
@@ -268,7 +279,11 @@ class Server:
             )
         if self.pipe is not None:
             self.pipe.close()
-        self.inbox.close()
+        if not left and not self.framer.pending and self._committed_offset == self.inbox.end:
+            # Everything taken from the pipe is recorded: the inbox holds nothing the next start needs.
+            self.inbox.discard()
+        else:
+            self.inbox.close()
         log.info("stopped")
 
     # -- the pipe -------------------------------------------------------------------------------------------
@@ -320,13 +335,20 @@ class Server:
         self._intake_error = text
         self._stop_reading()
 
-    def _handle(self, frames: list[Frame], position: Position) -> None:
+    def _handle(self, frames: list[Frame], position: Position, *, replaced_store: bool = False) -> None:
         now = time.time()
         records: list[NewJob] = []
         accepted: list[tuple[int, Job]] = []
-        slots = self.executor.free_slots()
+        # Lines of a replaced store are never run, so they take no slot.
+        slots = len(frames) if replaced_store else self.executor.free_slots()
         for frame in frames:
             record, job = self._decide(frame, now, slots)
+            if replaced_store and record.state is JobState.QUEUED:
+                reason = (
+                    "found in the inbox beside a new store: the store that took it from the pipe is gone and may "
+                    "have run it, so it was not run; write it again to run it"
+                )
+                record, job = record._replace(state=JobState.REFUSED, rule="store-replaced", reason=reason), None
             if job is not None:
                 slots -= 1
                 if self.executor.reserve_start():
@@ -575,6 +597,13 @@ class Server:
         self.framer = Framer(MAX_LINE_BYTES)
         self._committed_offset = 0
         self.store.reopen()
+        self._tasks.append(asyncio.create_task(self._restart_control()))
+
+    async def _restart_control(self) -> None:
+        """The control socket lived in the folder that was removed: listen again at the same path."""
+        if self._control is not None:
+            self._control.close()
+        self._control = await serve_control(control_socket(self.config.state_dir), self._on_control)
 
     async def _tick(self) -> None:
         interval = systemd.watchdog_interval()

@@ -143,6 +143,7 @@ class Store:
         self._degraded_since = 0.0
         self._closing = False
         self._started_once = False
+        self._fatal = False
 
     # -- the writer process ---------------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class Store:
             self._on_nack(message[1], message[2], message[3], message[4])
         elif kind == "fatal":
             error_kind, text = message[1], message[2]
+            self._fatal = True
             if self._hello is not None and not self._hello.done():
                 error = StoreCorrupt(text) if error_kind == "corrupt" else StoreError(text)
                 self._hello.set_exception(error)
@@ -254,7 +256,10 @@ class Store:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         if self._closing and self._inflight is None and not self._pending:
             return
-        self._degrade("writer", f"the store writer ended ({how})")
+        if not self._fatal:
+            # A writer that said why it cannot go on has been reported already; only an unexplained end is news.
+            self._degrade("writer", f"the store writer ended ({how})")
+        self._fatal = False
         if self._hello is not None and not self._hello.done():
             self._hello.set_exception(StoreError(f"the store writer ended ({how})"))
             return

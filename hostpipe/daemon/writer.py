@@ -16,6 +16,7 @@ acknowledgement a dead writer never sent) is acknowledged without being applied 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import sqlite3
@@ -131,6 +132,11 @@ class Writer:
                 apply(conn, seq, ops)
             except sqlite3.Error as error:
                 kind = classify(error)
+                if kind == "full":
+                    # Committed pages still in the WAL can go to the database now and the WAL be cut short,
+                    # which may be all the space the next try needs.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.send(("nack", seq, kind, str(error), next_id(conn) if kind == "conflict" else 0))
                 continue
             done = seq

@@ -180,10 +180,12 @@ def test_docker_cli_reads_a_seccomp_profile_file_itself(engine: RecordingEngine,
 # --- podman: the container it creates ----------------------------------------------------------------------
 
 
-def podman_create(engine: Podman, args: list[str], cwd: Path) -> dict[str, Any] | str:
-    """`podman create ARGS IMAGE true` in the private store: the container's inspect document, or podman's error."""
+def podman_create(
+    engine: Podman, args: list[str], cwd: Path, command: tuple[str, ...] = ("true",)
+) -> dict[str, Any] | str:
+    """`podman create ARGS IMAGE COMMAND` in the private store: the container's inspect document, or the error."""
     created = subprocess.run(
-        [engine.executable, "create", *args, IMAGE, *(["true"] if "--entrypoint" not in args else [])],
+        [engine.executable, "create", *args, IMAGE, *command],
         env=engine.env,
         cwd=cwd,
         capture_output=True,
@@ -230,8 +232,11 @@ PODMAN_READS: list[tuple[str, str, Any, str | None]] = [
     ("--tmpfs /t:size=1m,mode=755", "HostConfig.Tmpfs./t", "size=1m,mode=755,rw,rprivate,nosuid,nodev,tmpcopyup", None),
     # podman lower-cases --systemd, and runs init or systemd as the command in systemd mode by default.
     ("--systemd=ALWAYS", "Config.SystemdMode", True, "systemd-mode"),
-    ("--entrypoint /sbin/init", "Config.SystemdMode", True, "systemd-mode"),
-    ('--entrypoint \'["/bin/sh","-c","/usr/sbin/init"]\'', "Config.SystemdMode", True, "systemd-mode"),
+    ("--entrypoint /sbin/init --", "Config.SystemdMode", True, "systemd-mode"),
+    ('--entrypoint \'["/bin/sh","-c","/usr/sbin/init"]\' --', "Config.SystemdMode", True, "systemd-mode"),
+    # An entrypoint of one empty word is left out: the arguments are the command.
+    ("--entrypoint '' -- /sbin/init", "Config.SystemdMode", True, "systemd-mode"),
+    ("--systemd=false -- /sbin/init", "Config.SystemdMode", None, None),
     # An image mount needs no pattern of the policy's `images` to match.
     (f"--mount type=image,src={IMAGE},dst=/x", "Mounts.0.Type", "image", "image-mount"),
     ("--restart=always", "HostConfig.RestartPolicy.Name", "always", "restart-policy"),
@@ -245,9 +250,10 @@ def _dig_podman(document: dict[str, Any], path: str) -> Any:
     # Annotation names hold dots; `\.` in a path is a dot of the name.
     parts = [part.replace("\0", ".") for part in path.replace("\\.", "\0").split(".")]
     value: Any = document
-    for part in parts:
+    for part in parts[:-1]:
         value = value[int(part)] if isinstance(value, list) else value[part]
-    return value
+    # podman leaves false and empty fields out of its JSON (`SystemdMode` when not in systemd mode).
+    return value[int(parts[-1])] if isinstance(value, list) else value.get(parts[-1])
 
 
 @pytest.mark.parametrize(("args", "path", "received", "rule"), PODMAN_READS, ids=[c[0] for c in PODMAN_READS])
@@ -257,12 +263,16 @@ def test_podman_creates_what_hostpipe_judges(
     """The real podman makes of the argv what hostpipe judged, and hostpipe decides on that value."""
     words = [w.replace("@", str(files)) for w in shlex.split(args)]
     expected = received.replace("@", str(files)) if isinstance(received, str) else received
+    # `OPTIONS -- COMMAND`: the command after the image (none after a bare `--`); else `true`.
+    command: tuple[str, ...] = ("true",)
+    if "--" in words:
+        words, command = words[: words.index("--")], tuple(words[words.index("--") + 1 :])
 
-    created = podman_create(podman, words, files)
+    created = podman_create(podman, words, files, command)
 
     assert isinstance(created, dict), created
     assert _dig_podman(created, path) == expected
-    refused = decision(PODMAN, ["run", *words, IMAGE], _Host(files), bind_roots=(f"{files}/data",))
+    refused = decision(PODMAN, ["run", *words, IMAGE, *command], _Host(files), bind_roots=(f"{files}/data",))
     assert (refused.rule if refused else None) == rule, refused
 
 

@@ -397,6 +397,16 @@ def _unconfined(option: Option, what: str) -> ArgvRefused:
     )
 
 
+_PROC_FLAGS = frozenset({"ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec"})
+
+
+def _is_proc_option(item: str) -> bool:
+    """A procfs mount option: podman's proc-opts replace every option of the container's /proc mount, so only
+    the procfs settings and plain flags are allowed (never bind, rbind or a propagation)."""
+    key, sep, _ = item.partition("=")
+    return (bool(sep) and key in ("hidepid", "gid")) or item == "subset=pid" or item in _PROC_FLAGS
+
+
 def security_opt(option: Option, judge: Judge) -> None:
     """--security-opt: tightening is allowed; any other profile is refused, custom ones must be readable.
 
@@ -413,7 +423,9 @@ def security_opt(option: Option, judge: Judge) -> None:
         if judge.rules.allow_unconfined:
             return
         raise _unconfined(option, "lets processes gain privileges through setuid files")
-    if key in ("mask", "proc-opts") and sep:
+    if key == "mask" and sep:
+        return
+    if key == "proc-opts" and sep and all(_is_proc_option(item) for item in setting.split(",")):
         return
     if key == "seccomp" and setting == "builtin" and judge.kind == "docker":
         return
@@ -610,7 +622,7 @@ def log_opt(option: Option, judge: Judge) -> None:
             f"(hostpipe allows {', '.join(sorted(SAFE_LOG_OPTIONS[judge.kind]))}); a site may allow it with "
             f'allow_log_options: ["{key}"]',
         )
-    if key == "driver":
+    if key == "driver" and judge.kind == "podman":
         _log_driver(option, judge, setting)
     elif key == "path" or (not safe and setting.startswith(("/", ".", "~"))):
         _host_path(option, judge, setting, f"has the engine use the host file for {key}:", read_only_fix=_WRITTEN)
@@ -815,7 +827,7 @@ def mount(*, types: Iterable[str]) -> Rule:
 
 _TMPFS_FLAGS = frozenset(
     {"rw", "ro", "noexec", "exec", "nosuid", "suid", "nodev", "dev", "tmpcopyup", "notmpcopyup",
-     "private", "rprivate", "slave", "rslave", "unbindable", "runbindable", "U"}
+     "shared", "rshared", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable", "U"}
 )  # fmt: skip
 _TMPFS_SETTINGS = frozenset({"size", "mode", "uid", "gid", "nr_inodes"})
 

@@ -328,9 +328,10 @@ def _systemd_by_command(invocation: Invocation, judge: rules.Judge) -> None:
             raise _systemd_refused(shlex.join(args), f"{args[0]} runs the container in systemd mode")
         return
     for entry in _entrypoints(entrypoints[-1].value or ""):
-        command = entry + args
+        # podman leaves an entrypoint of one empty word out of the command.
+        command = (entry if entry != [""] else []) + args
         if _runs_systemd(command):
-            written = entrypoints[-1].spelling if entry else shlex.join(args)
+            written = entrypoints[-1].spelling if entry not in ([], [""]) else shlex.join(args)
             raise _systemd_refused(written, f"{command[0]} runs the container in systemd mode")
 
 

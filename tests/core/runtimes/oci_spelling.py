@@ -42,6 +42,12 @@ def permissive(table: Sequence[OptionSpec]) -> ArgumentRules:
         allow_capabilities=("ALL",),
         allow_unconfined=True,
         allow_options=tuple(s.canonical for s in table),
+        allow_restart=True,
+        allow_image_mounts=True,
+        max_pids_limit=-1,
+        min_oom_score_adj=-1000,
+        max_tmpfs_size=-1,
+        max_storage_size=-1,
     )
 
 

@@ -113,6 +113,8 @@ CASES: list[Case] = [
     Case("podman run --entrypoint /usr/lib/systemd/systemd busybox", "systemd-mode"),
     Case('podman run --entrypoint \'["/bin/sh","-c","/usr/sbin/init"]\' busybox', "systemd-mode"),
     Case("podman run --systemd=true busybox /bin/sh -c /usr/local/sbin/init", "systemd-mode"),
+    Case("podman run --entrypoint '' busybox /sbin/init", "systemd-mode"),
+    Case("podman run --entrypoint '[]' busybox /usr/lib/systemd/systemd", "systemd-mode"),
     Case("podman run --mount type=image,src=evil/image,dst=/x busybox", "image-mount"),
     Case("docker run --mount type=image,src=evil/image,dst=/x busybox", "image-mount"),
     Case("docker run --link db:db busybox", "option-refused"),

@@ -186,6 +186,10 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("podman run --security-opt label=disable ubuntu", {}, "unconfined"),
     ("podman run --security-opt unmask=ALL ubuntu", {}, "unconfined"),
     ("podman run --security-opt mask=/proc/acpi --security-opt no-new-privileges ubuntu", {}, None),
+    # proc-opts replace the options of the container's /proc mount: procfs settings only, never a bind.
+    ("podman run --security-opt proc-opts=hidepid=2,subset=pid,nosuid ubuntu", {}, None),
+    ("podman run --security-opt proc-opts=rbind ubuntu", {}, "unconfined"),
+    ("podman run --security-opt proc-opts=hidepid=2,rshared ubuntu", {}, "unconfined"),
     ("podman run --seccomp-policy=image ubuntu", {}, "unconfined"),
     ("podman run --seccomp-policy=default ubuntu", {}, None),
     ("podman run -p 80:80 ubuntu", {}, "ports"),

@@ -10,16 +10,18 @@ follows that guess and refuses the argv where the guess and pflag's own reading 
 Only `run` is read. Any other subcommand is refused with the rule "subcommand" while parsing, rather than
 handed to a policy that might forget to refuse it: hostpipe starts containers, it does not manage them.
 
-The rules live in `oci_checks`; a runtime's `Dialect` maps every option it can read to one of them.
+The rules live in `oci_checks` and `oci_limits`; a runtime's `Dialect` maps every option it can read to one of
+them. A rule judges one element at a time: an option whose Go type cuts its value into several (podman's
+StringSlice options, `--env-file A,B`) has every element judged, and a refusal names the element that broke it.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host, Invocation, OptionSpec
+from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host, Invocation, Option, OptionSpec, ValueType
 from hostpipe.core.runtimes.oci_checks import Judge, Rule
 from hostpipe.core.runtimes.pflag import read_flags
 from hostpipe.core.runtimes.tables import by_identity
@@ -29,12 +31,12 @@ SUBCOMMANDS = ("run",)
 
 def switch(*names: str) -> OptionSpec:
     """A boolean option (pflag's BoolVar: `--x`, `--x=false`, never `--x false`)."""
-    return OptionSpec(names, takes_value=False)
+    return OptionSpec(names, takes_value=False, value_type=ValueType.BOOL)
 
 
-def valued(*names: str) -> OptionSpec:
-    """An option that needs a value (`--x v`, `--x=v`, `-xv`, `-x=v`)."""
-    return OptionSpec(names, takes_value=True)
+def valued(value_type: ValueType, *names: str) -> OptionSpec:
+    """An option that needs a value (`--x v`, `--x=v`, `-xv`, `-x=v`), held in Go as `value_type`."""
+    return OptionSpec(names, takes_value=True, value_type=value_type)
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,27 @@ def parse(words: Sequence[str], dialect: Dialect) -> Invocation:
     )
 
 
+def _judge_items(option: Option, rule: Rule, judge: Judge) -> None:
+    """Judges every element the runtime makes of one option; a refusal names the element that broke it."""
+    if option.elements is None:
+        rule(option, judge)
+        return
+    for element in option.elements:
+        try:
+            rule(replace(option, value=element, elements=None), judge)
+        except ArgvRefused as refused:
+            if option.elements == (option.value,):
+                raise
+            raise ArgvRefused(
+                refused.rule,
+                refused.argument,
+                f"{refused.reason} [{judge.kind} cuts {option.name} at commas into "
+                f"{', '.join(map(repr, option.elements))}; the item refused is {element!r}]",
+            ) from refused
+
+
 def check(invocation: Invocation, rules: ArgumentRules, host: Host, dialect: Dialect) -> None:
-    """Judges every option of a parsed invocation in the order written. Raises ArgvRefused."""
+    """Judges every option of a parsed invocation in the order written, element by element. Raises ArgvRefused."""
     if invocation.kind != dialect.kind or invocation.subcommand not in SUBCOMMANDS or not invocation.image:
         raise ArgvRefused(
             "subcommand",
@@ -151,4 +172,4 @@ def check(invocation: Invocation, rules: ArgumentRules, host: Host, dialect: Dia
                 option.spelling,
                 f"{option.name} has no rule for {dialect.kind}; hostpipe refuses options it cannot judge",
             )
-        rule(option, judge)
+        _judge_items(option, rule, judge)

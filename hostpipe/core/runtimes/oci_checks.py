@@ -1,8 +1,12 @@
 """The argument rules docker and podman share, modelled on the Kubernetes Pod Security Standards "baseline".
 
-Each rule judges one option occurrence. A runtime module maps every option it can read to one of these rules
-(or to `harmless`), so an option nobody classified can never slip through. Every occurrence is judged, even
-where the runtime would let a later one override it: `--privileged --privileged=false` is refused.
+Each rule judges one element of one option occurrence: the value as the runtime receives it (podman's list
+options are cut into their CSV elements first, see `oci`). A runtime module maps every option it can read to
+one of these rules (or to `harmless`), so an option nobody classified can never slip through. Every
+occurrence is judged, even where the runtime would let a later one override it: `--privileged
+--privileged=false` is refused. Where the CLI or the engine normalises a value (docker lower-cases the
+fields of `--network` and `--mount`, podman the keys of `--log-opt`), the rule judges the normalised value,
+and compares mode words (host, shared, ...) in any case.
 
 A refusal names the rule, the option exactly as written, why it matters, and the knob a site's policy can
 turn to allow it. Rules that refuse an option by its name alone give way to `allow_options`; rules that judge
@@ -16,8 +20,8 @@ are: a bind the engine mounts read-only (`-v SRC:DST:ro`; `--mount` with exactly
 set true, or podman's `rw=false`), without relabelling or re-owning the host files (`z`, `Z`, `U`,
 `relabel=`, `chown`) and, for docker's `--mount`, without `bind-recursive=writable`; and the files the
 engine only reads (--env-file, --label-file, --authfile, a seccomp profile, and podman's --init-path, which
-it binds read-only). Files the CLI or engine writes (--cidfile, --pidfile, --conmon-pidfile, profiles, a
---log-opt path), podman's overlay binds (`:O`) and a `--rootfs` folder need a bind root: podman writes its
+it binds read-only). Files the CLI or engine writes (--pidfile, --conmon-pidfile, profiles, a --log-opt
+path), podman's overlay binds (`:O`) and a `--rootfs` folder need a bind root: podman writes its
 mount points and /etc files into a --rootfs folder, and an overlay's copy-on-write is the engine's promise,
 not something the argv states.
 """
@@ -32,6 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host, Option
+from hostpipe.core.runtimes.govalues import csv_fields, kernel_size
+from hostpipe.core.runtimes.oci_limits import tmpfs_mount_size, tmpfs_size
 from hostpipe.core.runtimes.pflag import parse_bool
 from hostpipe.core.runtimes.roots import HostRoots, describe_roots, host_roots, read_write_refused
 
@@ -176,23 +182,25 @@ def _capability(token: str) -> str:
 
 
 def capabilities(option: Option, judge: Judge) -> None:
-    """--cap-add: only PSS baseline capabilities, plus those the site lists in allow_capabilities (ALL: any)."""
+    """--cap-add: only PSS baseline capabilities, plus those the site lists in allow_capabilities (ALL: any).
+
+    One element names one capability: docker passes `A,B` on as one (invalid) name, podman's list type has
+    already cut it in two.
+    """
     allowed = {_capability(c) for c in judge.rules.allow_capabilities}
-    for token in (option.value or "").split(","):
-        cap = _capability(token)
-        if not _CAPABILITY.fullmatch(cap):
-            raise ArgvRefused(
-                "capabilities", option.spelling, f"{option.name} names {token!r}, which is not a capability"
-            )
-        if cap in allowed or "ALL" in allowed or (cap in BASELINE_CAPABILITIES and cap != "ALL"):
-            continue
-        what = "every capability" if cap == "ALL" else f"CAP_{cap}"
-        raise ArgvRefused(
-            "capabilities",
-            option.spelling,
-            f"{option.name} adds {what}, beyond the PSS baseline set; a site may allow it with "
-            f'allow_capabilities: ["{cap}"]',
-        )
+    token = option.value or ""
+    cap = _capability(token)
+    if not _CAPABILITY.fullmatch(cap):
+        raise ArgvRefused("capabilities", option.spelling, f"{option.name} names {token!r}, which is not a capability")
+    if cap in allowed or "ALL" in allowed or (cap in BASELINE_CAPABILITIES and cap != "ALL"):
+        return
+    what = "every capability" if cap == "ALL" else f"CAP_{cap}"
+    raise ArgvRefused(
+        "capabilities",
+        option.spelling,
+        f"{option.name} adds {what}, beyond the PSS baseline set; a site may allow it with "
+        f'allow_capabilities: ["{cap}"]',
+    )
 
 
 def namespace(*, safe: Iterable[str], safe_prefixes: Iterable[str] = (), what: str) -> Rule:
@@ -222,60 +230,131 @@ def _refuse_network(option: Option, why: str) -> ArgvRefused:
     )
 
 
-def _docker_network_name(option: Option) -> str:
+_DOCKER_LONG_SYNTAX = re.compile(r"\w+=\w+(,\w+=\w+)*", re.ASCII)
+_DOCKER_NETWORK_KEYS = frozenset({"name", "alias", "ip", "ip6", "mac-address", "link-local-ip", "gw-priority"})
+_NETWORK_MODES = frozenset(
+    {"bridge", "default", "none", "host", "container", "private", "slirp4netns", "pasta", "pod", "ns"}
+)
+"""Words docker or podman (any version) read as a network mode rather than a network's name."""
+
+
+def _docker_network_target(option: Option, judge: Judge) -> str:
+    """The network docker's NetworkOpt attaches to, as the CLI sends it to the engine.
+
+    With `key=value` fields anywhere in the value (an unanchored match, as docker's) the CLI reads it as CSV,
+    lower-cases every field and trims the spaces around keys and values: `name=HOST` joins the host network.
+    """
     value = option.value or ""
-    if "=" not in value:
+    if not _DOCKER_LONG_SYNTAX.search(value):
         return value
-    # docker reads `name=...,alias=...` as CSV; anything a plain split might read differently is refused.
-    if any(c in value for c in '"\n\r'):
-        raise _refuse_network(option, "is written in a form hostpipe cannot read without doubt")
-    names = [item[5:] for item in value.split(",") if item.startswith("name=")]
-    if len(names) != 1:
+    fields = csv_fields(value)
+    if fields is None:
+        raise _refuse_network(option, "is written with quotes or line breaks, which docker reads as CSV")
+    targets = []
+    for item in fields:
+        key, _, setting = item.lower().partition("=")
+        key, setting = key.strip(), setting.strip()
+        if key == "driver-opt" and not judge.named_allowed(option):
+            raise ArgvRefused(
+                "network-option",
+                option.spelling,
+                f"{option.name} with driver-opt sets driver options and interface sysctls of the engine's choosing; "
+                f'a site may allow it with allow_options: ["{option.name}"]',
+            )
+        if key not in _DOCKER_NETWORK_KEYS | {"driver-opt"}:
+            raise _refuse_network(option, f"has the field {item!r}, which hostpipe does not know")
+        if key == "name":
+            targets.append(setting)
+    if len(targets) != 1:
         raise _refuse_network(option, "does not name exactly one network")
-    return names[0]
+    return targets[0]
+
+
+def _network_name(option: Option, name: str) -> None:
+    """A network given by name: a plain name, never a mode word in any case, never what may be an ID."""
+    if name.lower() in _NETWORK_MODES or name.lower().startswith(("container:", "ns:")):
+        raise _refuse_network(option, f"names {name!r}, which the engine may read as a network mode")
+    if not _VOLUME_NAME.fullmatch(name):
+        raise _refuse_network(option, f"names {name!r}, which is neither a network mode nor a network name")
 
 
 def docker_network(option: Option, judge: Judge) -> None:
-    """--network for docker: the default bridge, none, or a user-defined network."""
-    if judge.rules.allow_host_network:
+    """--network for docker: the default bridge, none, or a user-defined network, as the CLI sends it."""
+    name = _docker_network_target(option, judge)
+    if judge.rules.allow_host_network or name in ("", "bridge", "default", "none"):
         return
-    name = _docker_network_name(option)
-    if name in ("", "bridge", "default", "none"):
-        return
-    if name == "host" or name.startswith("container:"):
+    if name.lower() == "host" or name.lower().startswith("container:"):
         raise _refuse_network(option, f"puts the container in the network namespace of {name}")
-    if not _VOLUME_NAME.fullmatch(name):
-        raise _refuse_network(option, f"names {name!r}, which is neither a network mode nor a network name")
-    if re.fullmatch(r"[0-9a-f]+", name):
+    _network_name(option, name)
+    if re.fullmatch(r"[0-9a-f]+", name, re.IGNORECASE):
         # dockerd finds a network by name, then by ID prefix: a hex word may be the host network's ID.
         raise _refuse_network(option, f"names {name!r}, which dockerd may read as the ID of the host network")
 
 
-_PODMAN_NETWORK_MODES = frozenset(
-    {"bridge", "slirp4netns", "pod", "none", "default", "private", "ns", "container", "host"}
-)
+_SLIRP_SAFE = {
+    "cidr": None,
+    "mtu": None,
+    "enable_ipv6": None,
+    "port_handler": None,
+    "allow_host_loopback": "false",
+}
+"""slirp4netns options (podman reads them exactly, key=value) that keep the container off the host's loopback,
+with the one value each must have where it matters."""
+_BRIDGE_KEYS = frozenset({"ip", "ip6", "mac", "alias", "interface_name"})
+
+
+def _bridge_options(option: Option, options: str) -> None:
+    for item in options.split(",") if options else []:
+        if item.partition("=")[0] not in _BRIDGE_KEYS:
+            raise _refuse_network(option, f"has the network option {item!r}, which hostpipe does not know")
 
 
 def podman_network(option: Option, judge: Judge) -> None:
-    """--network for podman: bridge, slirp4netns without host loopback, none, private, or named networks."""
-    if judge.rules.allow_host_network:
-        return
+    """--network for podman, read as podman's ParseNetworkFlag reads each value.
+
+    Allowed: the default, private, none, bridge (with its per-network options), slirp4netns without the host's
+    loopback, and networks by name. Refused: host, ns:, container:, pod, and pasta, which maps the host's
+    loopback into the container by default (podman 4.4 and later; podman 4.3 takes it for a network's name).
+    `pasta:OPTIONS` is refused even where the host network is allowed: podman hands the options to the host's
+    pasta program, and some of them write host files.
+    """
     value = option.value or ""
-    mode, _, options = value.partition(":")
-    if value in ("", "default", "private", "none", "bridge", "slirp4netns") or mode == "bridge":
+    mode, sep, options = value.partition(":")
+    if mode == "pasta" and sep and not judge.named_allowed(option):
+        raise ArgvRefused(
+            "network-option",
+            option.spelling,
+            f"{option.name} {value} hands {options!r} to the host's pasta program, which podman 4.4 and later run "
+            "as the engine's user (its options write files, open sockets and forward host ports); write "
+            f'--network=pasta without options, or a site may allow it with allow_options: ["{option.name}"]',
+        )
+    if judge.rules.allow_host_network or value in ("", "default", "private", "none", "bridge"):
+        return
+    if value.startswith("bridge:"):
+        _bridge_options(option, options)
         return
     if mode == "slirp4netns":
-        for item in options.split(","):
-            key, _, setting = item.partition("=")
-            if key.strip() == "allow_host_loopback" and setting.strip() != "false":
-                raise _refuse_network(option, "lets the container reach the host's loopback interface")
+        for item in options.split(",") if sep else []:
+            key, has_value, setting = item.partition("=")
+            if not has_value or key not in _SLIRP_SAFE or _SLIRP_SAFE[key] not in (None, setting):
+                why = (
+                    "lets the container reach the host's loopback interface"
+                    if key == "allow_host_loopback"
+                    else f"passes {item!r} to slirp4netns, which hostpipe does not allow"
+                )
+                raise _refuse_network(option, why)
         return
-    if mode in ("host", "ns", "container", "pod"):
+    if mode == "pasta":
+        raise _refuse_network(option, "uses pasta, which maps the host's loopback into the container (podman 4.4+)")
+    if value in ("host", "pod") or value.startswith(("ns:", "container:")):
         raise _refuse_network(option, f"puts the container in the network namespace of {value}")
-    names = mode.split(",") if not options else [mode]
-    for name in names:
-        if name in _PODMAN_NETWORK_MODES or not _VOLUME_NAME.fullmatch(name):
-            raise _refuse_network(option, f"names {name!r}, which is not a network hostpipe can tell apart")
+    if sep:
+        _network_name(option, mode)
+        _bridge_options(option, options)
+        return
+    # podman 4 still reads `a,b` as two networks.
+    for name in value.split(","):
+        _network_name(option, name)
 
 
 def devices(option: Option, judge: Judge) -> None:
@@ -318,8 +397,22 @@ def _unconfined(option: Option, what: str) -> ArgvRefused:
     )
 
 
+_PROC_FLAGS = frozenset({"ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec"})
+
+
+def _is_proc_option(item: str) -> bool:
+    """A procfs mount option: podman's proc-opts replace every option of the container's /proc mount, so only
+    the procfs settings and plain flags are allowed (never bind, rbind or a propagation)."""
+    key, sep, _ = item.partition("=")
+    return (bool(sep) and key in ("hidepid", "gid")) or item == "subset=pid" or item in _PROC_FLAGS
+
+
 def security_opt(option: Option, judge: Judge) -> None:
-    """--security-opt: tightening is allowed; any other profile is refused, custom ones must be readable."""
+    """--security-opt: tightening is allowed; any other profile is refused, custom ones must be readable.
+
+    `seccomp=builtin` names docker's default profile, but for podman it is a file named `builtin` in the job's
+    working folder, which podman loads as the profile: only docker may use it as the default.
+    """
     value = option.value or ""
     key, sep, setting = value.partition("=")
     if not sep and key != "no-new-privileges":
@@ -330,16 +423,21 @@ def security_opt(option: Option, judge: Judge) -> None:
         if judge.rules.allow_unconfined:
             return
         raise _unconfined(option, "lets processes gain privileges through setuid files")
-    if key in ("mask", "proc-opts") and sep:
+    if key == "mask" and sep:
         return
-    if key == "seccomp" and setting == "builtin":
+    if key == "proc-opts" and sep and all(_is_proc_option(item) for item in setting.split(",")):
+        return
+    if key == "seccomp" and setting == "builtin" and judge.kind == "docker":
         return
     if key == "writable-cgroups" and parse_bool(setting) is False:
         return
     if not judge.rules.allow_unconfined:
-        raise _unconfined(option, f"sets {key or value!r} away from the runtime's default confinement")
-    if key == "seccomp" and setting not in ("unconfined", "builtin"):
-        # The CLI itself reads a custom profile, so it is a host file like --env-file.
+        what = f"sets {key or value!r} away from the runtime's default confinement"
+        if key == "seccomp" and setting == "builtin":
+            what = "loads the seccomp profile from a file named 'builtin' (podman has no built-in keyword)"
+        raise _unconfined(option, what)
+    if key == "seccomp" and setting != "unconfined" and not (setting == "builtin" and judge.kind == "docker"):
+        # The CLI (docker) or the engine (podman) reads a custom profile from the host, like --env-file.
         _host_path(option, judge, setting, "reads the seccomp profile", read_only_fix=None)
 
 
@@ -349,24 +447,17 @@ def seccomp_policy(option: Option, judge: Judge) -> None:
     raise _unconfined(option, "takes the seccomp profile from the image instead of the runtime's default")
 
 
-def sysctl(*, comma_separated: bool) -> Rule:
-    """--sysctl: only the sysctls PSS baseline lists as safe."""
-
-    def check(option: Option, judge: Judge) -> None:
-        if judge.named_allowed(option):
-            return
-        value = option.value or ""
-        for item in value.split(",") if comma_separated else [value]:
-            name = item.partition("=")[0].strip().replace("/", ".")
-            if name not in SAFE_SYSCTLS:
-                raise ArgvRefused(
-                    "sysctl",
-                    option.spelling,
-                    f"{option.name} sets {name!r}, which is not a sysctl PSS baseline allows; "
-                    f"{_allow_hint(option.name)}",
-                )
-
-    return check
+def sysctl(option: Option, judge: Judge) -> None:
+    """--sysctl: only the sysctls PSS baseline lists as safe (one `name=value` per element)."""
+    if judge.named_allowed(option):
+        return
+    name = (option.value or "").partition("=")[0].strip().replace("/", ".")
+    if name not in SAFE_SYSCTLS:
+        raise ArgvRefused(
+            "sysctl",
+            option.spelling,
+            f"{option.name} sets {name!r}, which is not a sysctl PSS baseline allows; {_allow_hint(option.name)}",
+        )
 
 
 def volumes_from(option: Option, judge: Judge) -> None:
@@ -476,12 +567,64 @@ def host_file(what: str, *, writes: bool) -> Rule:
     return check
 
 
+SAFE_LOG_DRIVERS = {
+    "docker": frozenset({"json-file", "local", "journald", "none"}),
+    "podman": frozenset({"k8s-file", "json-file", "journald", "none"}),
+}
+"""Log drivers that keep a container's output with the engine, in its own files or the host's journal. Every
+other driver has the engine connect somewhere from the host (syslog, fluentd, gelf, splunk, awslogs, a plugin)
+or hands the container the CLI's own output (podman's passthrough)."""
+
+_DOCKER_LOG_OPTIONS = (
+    "max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag", "mode", "max-buffer-size",
+)  # fmt: skip
+SAFE_LOG_OPTIONS = {
+    "docker": frozenset(_DOCKER_LOG_OPTIONS),
+    "podman": frozenset({"max-size", "tag", "path", "driver"}),
+}
+"""`--log-opt` keys that size, rotate or tag the log. podman also reads `path` (a host file it writes, judged
+as one) and `driver` (another spelling of --log-driver, judged as one); it reads the keys in any case."""
+
+
+def _log_driver(option: Option, judge: Judge, driver: str) -> None:
+    if driver in ("", *SAFE_LOG_DRIVERS[judge.kind]) or driver in judge.rules.allow_log_drivers:
+        return
+    raise ArgvRefused(
+        "log-driver",
+        option.spelling,
+        f"the log driver {driver!r} has the engine send or hand the container's output elsewhere from the host "
+        f"(hostpipe keeps it with the engine: {', '.join(sorted(SAFE_LOG_DRIVERS[judge.kind]))}); a site may "
+        f'allow it with allow_log_drivers: ["{driver}"]',
+    )
+
+
+def log_driver(option: Option, judge: Judge) -> None:
+    """--log-driver: only the drivers that keep the log with the engine, unless allow_log_drivers lists it."""
+    _log_driver(option, judge, option.value or "")
+
+
 def log_opt(option: Option, judge: Judge) -> None:
-    """--log-opt: a value naming a host path (podman's `path=`, TLS files) must lie under the bind roots."""
+    """--log-opt: size, rotation and tag keys; others only where allow_log_options lists them.
+
+    podman lower-cases the key, so `PATH=` is its log file and `Driver=` its log driver. A file the engine
+    writes (podman's `path=`, or a value of a key a site allowed that names a host path) must lie under a
+    bind root.
+    """
     key, _, setting = (option.value or "").partition("=")
-    names_path = key.strip() == "path" or setting.startswith(("/", ".", "~"))
-    if names_path and not judge.named_allowed(option):
-        # podman writes its log to `path=`; the TLS files docker's syslog driver reads are judged alike.
+    if judge.kind == "podman":
+        key = key.lower()
+    safe = key.lower() in SAFE_LOG_OPTIONS[judge.kind]
+    if not safe and key not in judge.rules.allow_log_options:
+        raise ArgvRefused(
+            "log-option",
+            option.spelling,
+            f"{option.name} sets {key!r}, which may have the engine open an address, socket or file from the host "
+            f"(hostpipe allows {', '.join(sorted(SAFE_LOG_OPTIONS[judge.kind]))}); a site may allow it with "
+            f'allow_log_options: ["{key}"]',
+        )
+    if key == "driver" and judge.kind == "podman":
+        _log_driver(option, judge, setting)
+    elif key == "path" or (not safe and setting.startswith(("/", ".", "~"))):
         _host_path(option, judge, setting, f"has the engine use the host file for {key}:", read_only_fix=_WRITTEN)
 
 
@@ -505,7 +648,8 @@ def mount_syntax(option: Option, why: str) -> ArgvRefused:
 
 
 def propagation(option: Option, judge: Judge, mode: str) -> None:
-    if mode in ("shared", "rshared") and not judge.rules.allow_host_namespaces:
+    """Shared propagation in any case: docker lower-cases `bind-propagation`, podman passes it on as written."""
+    if mode.strip().lower() in ("shared", "rshared") and not judge.rules.allow_host_namespaces:
         raise ArgvRefused(
             "host-namespace",
             option.spelling,
@@ -579,7 +723,7 @@ _MOUNT_KEYS = frozenset(
         "volume-subpath", "volume-label", "tmpfs-size", "tmpfs-mode", "tmpcopyup", "notmpcopyup", "exec",
         "noexec", "dev", "nodev", "suid", "nosuid", "relabel", "u", "chown", "z", "idmap", "nocopy", "copy",
         "uid", "gid", "mode", "ptxmode", "newinstance", "max", "shared", "rshared", "private", "rprivate",
-        "slave", "rslave", "unbindable", "runbindable",
+        "slave", "rslave", "unbindable", "runbindable", "image-subpath",
     }
 )  # fmt: skip
 _PROPAGATIONS = frozenset({"shared", "rshared", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable"})
@@ -617,8 +761,22 @@ def _mount_read_only_fix(fields: list[tuple[str, bool, str]]) -> str | None:
     return "add readonly (once, with no other ro, readonly or rw field) to bind it read-only"
 
 
+def _image_mount(option: Option, judge: Judge) -> None:
+    if not judge.rules.allow_image_mounts:
+        raise ArgvRefused(
+            "image-mount",
+            option.spelling,
+            f"{option.name} type=image mounts an image that the policy's `images` patterns never judged; a site "
+            "may allow it with allow_image_mounts: true",
+        )
+
+
 def mount(*, types: Iterable[str]) -> Rule:
-    """--mount `type=...,source=...,...`: bind sources under the bind roots, named volumes by name only."""
+    """--mount `type=...,source=...,...`: bind sources under the bind roots, named volumes by name only.
+
+    docker reads the keys, the type and `bind-propagation` in any case (it lower-cases them); podman reads
+    them as written. hostpipe lower-cases them for both, which is the stricter reading for podman.
+    """
     known_types = frozenset(types)
 
     def check(option: Option, judge: Judge) -> None:
@@ -648,18 +806,58 @@ def mount(*, types: Iterable[str]) -> Rule:
         kind = kinds[0] if kinds else "volume"
         if kind not in known_types:
             raise mount_syntax(option, f"has the type {kind!r}, which hostpipe does not allow")
+        if kind == "image":
+            _image_mount(option, judge)
+            return
         if kind == "bind" and not sources:
-            raise mount_syntax(option, "binds no source")
+            raise mount_syntax(option, "binds no source (podman would bind the target's path on the host)")
+        if kind == "tmpfs":
+            tmpfs_mount_size(option, judge, fields)
         read_only_fix = _mount_read_only_fix(fields)
         for source in sources:
             if kind == "bind" or _is_path(source):
                 bind_source(option, judge, source, read_only_fix)
             elif kind == "volume" and not _VOLUME_NAME.fullmatch(source):
                 raise mount_syntax(option, f"names the volume {source!r}, which is not a volume name")
-            elif kind not in ("volume", "image"):
+            elif kind != "volume":
                 raise mount_syntax(option, f"gives a source to a {kind} mount")
 
     return check
+
+
+_TMPFS_FLAGS = frozenset(
+    {"rw", "ro", "noexec", "exec", "nosuid", "suid", "nodev", "dev", "tmpcopyup", "notmpcopyup",
+     "shared", "rshared", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable", "U"}
+)  # fmt: skip
+_TMPFS_SETTINGS = frozenset({"size", "mode", "uid", "gid", "nr_inodes"})
+
+
+def tmpfs(option: Option, judge: Judge) -> None:
+    """--tmpfs PATH[:OPTIONS]: known mount options, a size the kernel reads, no shared propagation.
+
+    docker cuts the value at its first `:`, podman at every `:` and keeps the second part, so a value with
+    two is read differently by the two and refused.
+    """
+    value = option.value or ""
+    path, _, options = value.partition(":")
+    if ":" in options or not path:
+        raise mount_syntax(option, f"is not PATH[:OPTIONS] ({value!r})")
+    sizes: list[str] = []
+    for item in options.split(",") if options else []:
+        key, sep, setting = item.partition("=")
+        if sep and key in _TMPFS_SETTINGS:
+            if key == "size":
+                sizes.append(setting)
+            elif key == "nr_inodes" and not kernel_size(setting):
+                raise mount_syntax(option, f"has {item!r}; nr_inodes takes a positive number (0 is unlimited)")
+            continue
+        if item in ("shared", "rshared"):
+            propagation(option, judge, item)
+        if sep or item not in _TMPFS_FLAGS:
+            raise mount_syntax(option, f"has the tmpfs option {item!r}, which hostpipe does not know")
+    if len(sizes) > 1:
+        raise mount_syntax(option, "gives the size more than once")
+    tmpfs_size(option, judge, sizes[0] if sizes else None, kernel_size, "size")
 
 
 def rootfs_image(option: Option, judge: Judge, image: str) -> None:

@@ -4,11 +4,13 @@ docker, podman and apptainer all parse their options with pflag. A rule can only
 splits the argv into options and positionals exactly as the runtime will, so this module follows pflag's own
 reading step by step: `--name=value`, `--name value`, `-n value`, `-nvalue`, `-n=value`, clusters of short
 flags (`-itd`, `-itv/a:/b`), boolean values spelled the way Go's strconv.ParseBool accepts them, options whose
-value is optional (pflag's NoOptDefVal), `--` ending the options, and a lone `-` as a positional.
+value is optional (pflag's NoOptDefVal), `--` ending the options, and a lone `-` as a positional. An option
+whose table entry says its Go type is a StringSlice is cut into the elements pflag appends (a CSV record).
 
 Where pflag would do something surprising or print help instead of running, the reader refuses instead: an
 unknown option, a value flag with nothing after it, a boolean with a value ParseBool rejects, malformed long
-options (`---x`, `--=x`), and the `-test.` words pflag silently drops.
+options (`---x`, `--=x`), the `-test.` words pflag silently drops, and a StringSlice value whose CSV reading
+differs from a plain comma split (quotes, line breaks).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from hostpipe.core.runtimes.base import ArgvRefused, Option, OptionSpec
+from hostpipe.core.runtimes.govalues import slice_elements
 from hostpipe.core.runtimes.tables import by_identity
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -75,10 +78,27 @@ def _unknown(shown: str, argument: str, command: str) -> ArgvRefused:
     )
 
 
+def _elements(spec: OptionSpec, value: str, spelling: str, command: str) -> tuple[str, ...] | None:
+    """What the option's Go type makes of one value: a StringSlice's CSV fields, else None (one element)."""
+    if spec.value_type is None or not spec.value_type.splits:
+        return None
+    elements = slice_elements(value)
+    if elements is None:
+        raise ArgvRefused(
+            "ambiguous-value",
+            spelling,
+            f"{spec.canonical} of {command} is a comma-separated list that {command} reads as CSV, where quotes "
+            f"and line breaks change what the items are ({value!r}); write each item plainly, without quotes, "
+            f"or give {spec.canonical} once per item",
+        )
+    return elements
+
+
 def _make(spec: OptionSpec, value: str | None, written: Sequence[str], command: str) -> Option:
     spelling = _spelling(written)
     if spec.takes_value:
-        return Option(spec.canonical, value, spelling)
+        elements = None if value is None else _elements(spec, value, spelling, command)
+        return Option(spec.canonical, value, spelling, elements)
     if value is None:
         return Option(spec.canonical, "true", spelling)
     parsed = parse_bool(value)

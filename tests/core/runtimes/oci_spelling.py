@@ -42,6 +42,12 @@ def permissive(table: Sequence[OptionSpec]) -> ArgumentRules:
         allow_capabilities=("ALL",),
         allow_unconfined=True,
         allow_options=tuple(s.canonical for s in table),
+        allow_restart=True,
+        allow_image_mounts=True,
+        max_pids_limit=-1,
+        min_oom_score_adj=-1000,
+        max_tmpfs_size=-1,
+        max_storage_size=-1,
     )
 
 
@@ -176,21 +182,62 @@ def real_cli(argv: Sequence[str], **environment: str) -> str:
 _HELP_LINE = re.compile(r"^\s+(?:-(\w), )?--([A-Za-z0-9][\w-]*)(\[=[^\]]*\])?(?: (\S+))?(?:\s{2,}|$)")
 
 
-def assert_table_holds_listed_options(help_argv: Sequence[str], table: Sequence[OptionSpec], at_least: int) -> None:
-    """Every option the real CLI lists in its help is in `table`, taking a value exactly when the CLI's does."""
+TYPE_WORDS = frozenset(
+    {"string", "strings", "stringArray", "int", "uint", "uint16", "float", "duration", "list", "map", "mount",
+     "network", "ulimit", "gpu-request", "bytes", "decimal"}
+)  # fmt: skip
+"""Words pflag's help prints for a value's type (UnquoteUsage); any other word is a placeholder from the usage
+text (`ARCH`, `<number>[<unit>]`) that says nothing of the type."""
+
+
+def listed_options(help_argv: Sequence[str]) -> dict[str, tuple[str | None, bool, str]]:
+    """Each option the real CLI lists in its help: its short letter, whether it takes a value, its type word."""
     listed = {}
     for line in real_cli(help_argv).splitlines():
         match = _HELP_LINE.match(line)
         if match:
             short, long, optional, value = match.groups()
-            listed[f"--{long}"] = (short, bool(value or optional))
+            listed[f"--{long}"] = (short, bool(value or optional), value or "")
+    return listed
+
+
+def assert_table_holds_listed_options(help_argv: Sequence[str], table: Sequence[OptionSpec], at_least: int) -> None:
+    """Every option the real CLI lists in its help is in `table`, taking a value exactly when the CLI's does, and
+    with the Go type the help names (`strings` is a StringSlice, `stringArray` a StringArray, `list` docker's
+    ListOpts...), wherever the help names one."""
+    listed = listed_options(help_argv)
     assert len(listed) > at_least
     specs = {n: s for s in table for n in s.names}
-    for long, (short, takes_value) in listed.items():
+    for long, (short, takes_value, word) in listed.items():
         assert long in specs, f"{long} is missing from the table"
-        assert specs[long].takes_value == takes_value, long
+        spec = specs[long]
+        assert spec.takes_value == takes_value, long
         if short:
-            assert f"-{short}" in specs[long].names, long
+            assert f"-{short}" in spec.names, long
+        assert spec.value_type is not None, f"{long} has no Go type in the table"
+        if word in TYPE_WORDS or not word:
+            assert spec.value_type.help_word == word, (long, word, spec.value_type)
+
+
+def placeholder_or_hidden(help_argv: Sequence[str], table: Sequence[OptionSpec]) -> list[OptionSpec]:
+    """The value-taking options of `table` whose type the help does not name: hidden, or shown with a
+    placeholder."""
+    listed = listed_options(help_argv)
+    return [
+        spec
+        for spec in table
+        if spec.takes_value and (spec.canonical not in listed or listed[spec.canonical][2] not in TYPE_WORDS)
+    ]
+
+
+def reads_as_csv(argv_before: Sequence[str], option: str, argv_after: Sequence[str]) -> bool:
+    """Whether the real CLI hands `option`'s value to encoding/csv while reading its flags (a StringSlice).
+
+    The value `a,"b` is a bare quote to csv, which pflag reports as a parse error before anything runs; any
+    other type takes it as it is.
+    """
+    printed = real_cli([*argv_before, f'{option}=a,"b', *argv_after])
+    return 'extraneous or missing " in quoted-field' in printed or 'bare " in non-quoted-field' in printed
 
 
 def assert_cli_knows_every_option(

@@ -245,9 +245,14 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("docker run --mount Type=Bind,Src=/etc,dst=/e ubuntu", {}, "bind-outside-roots"),
     ("docker run --mount type=bind,src=@HOME/data,dst=/d ubuntu", DATA, None),
     ("docker run --mount type=bind,src=@HOME/data,src=/etc,dst=/d ubuntu", DATA, "bind-outside-roots"),
-    # Named and anonymous volumes and tmpfs stay inside the engine.
-    ("docker run -v cache:/cache -v /scratch --tmpfs /t ubuntu", {}, None),
-    ("docker run --mount type=volume,src=cache,dst=/c --mount dst=/anon --mount type=tmpfs,dst=/t ubuntu", {}, None),
+    # Named and anonymous volumes and sized tmpfs stay inside the engine.
+    ("docker run -v cache:/cache -v /scratch --tmpfs /t:size=64m ubuntu", {}, None),
+    (
+        "docker run --mount type=volume,src=cache,dst=/c --mount dst=/anon --mount type=tmpfs,dst=/t,tmpfs-size=64m "
+        "ubuntu",
+        {},
+        None,
+    ),
     # The engine socket, its folders, and links to it are refused even where every path is open.
     ("docker run -v /var/run/docker.sock:/var/run/docker.sock ubuntu", {"bind_roots": ("/",)}, "engine-socket"),
     ("docker run -v /run:/r ubuntu", {"bind_roots": ("/",)}, "engine-socket"),
@@ -295,9 +300,12 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("docker run --env-file /etc/passwd ubuntu", {}, "host-file"),
     ("docker run --env-file=@HOME/data/x.env ubuntu", DATA, None),
     ("docker run --label-file /etc/hosts ubuntu", {}, "host-file"),
-    ("docker run --cidfile /tmp/cid ubuntu", {}, "host-file"),
-    ("docker run --cidfile @HOME/data/cid ubuntu", DATA, None),
-    ("docker run --log-opt syslog-tls-key=/root/key ubuntu", {}, "host-file"),
+    # The container-id file is hostpipe's own, wherever a line would put it.
+    ("docker run --cidfile /tmp/cid ubuntu", {}, "cidfile"),
+    ("docker run --cidfile @HOME/data/cid ubuntu", {**DATA, "allow_options": ("--cidfile",)}, "cidfile"),
+    # A log option a site opens that names a host file still needs the file under a bind root.
+    ("docker run --log-opt syslog-tls-key=/root/key ubuntu", {}, "log-option"),
+    ("docker run --log-opt syslog-tls-key=/root/key ubuntu", {"allow_log_options": ("syslog-tls-key",)}, "host-file"),
     ("docker run --log-opt max-size=10m ubuntu", {}, None),
     # Sysctls beyond PSS baseline's safe set.
     ("docker run --sysctl kernel.msgmax=1 ubuntu", {}, "sysctl"),
@@ -451,8 +459,11 @@ READ_ONLY_CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("docker run --label-file=@HOME/data/x.env ubuntu", RO, None),
     ("docker run --security-opt seccomp=@HOME/data/x.env ubuntu", {"allow_unconfined": True, **RO}, None),
     ("docker run --env-file /etc/passwd ubuntu", RO, "host-file"),
-    ("docker run --cidfile @HOME/data/cid ubuntu", RO, "host-file"),
-    ("docker run --log-opt syslog-tls-key=@HOME/data/key ubuntu", RO, "host-file"),
+    (
+        "docker run --log-opt syslog-tls-key=@HOME/data/key ubuntu",
+        {"allow_log_options": ("syslog-tls-key",), **RO},
+        "host-file",
+    ),
     # The process exporter's bind of /proc, the reason read_only_roots exists.
     ("docker run -v /proc:/host_proc ubuntu", PROC, "bind-read-write"),
     ("docker run -v /proc:/host_proc:ro ubuntu", PROC, None),

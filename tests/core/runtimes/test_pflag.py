@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostpipe.core.runtimes.base import ArgvRefused, OptionSpec
+from hostpipe.core.runtimes.base import ArgvRefused, OptionSpec, ValueType
 from hostpipe.core.runtimes.pflag import parse_bool, read_flags
 
 TABLE = (
@@ -223,3 +225,67 @@ def test_every_spelling_of_the_same_options_reads_the_same(
         options, positionals = read_flags([*words, "img", "-x"], TABLE, interspersed=False)
         assert [(o.name, o.value) for o in options] == expected
         assert positionals == ("img", "-x")
+
+
+# --- list types: what pflag appends for one occurrence ------------------------------------------------------
+
+LISTS = (
+    OptionSpec(("--slice", "-s"), takes_value=True, value_type=ValueType.STRING_SLICE),
+    OptionSpec(("--array",), takes_value=True, value_type=ValueType.STRING_ARRAY),
+    OptionSpec(("--list",), takes_value=True, value_type=ValueType.LIST),
+)
+
+
+@pytest.mark.parametrize(
+    ("words", "elements"),
+    [
+        # A StringSlice value is one CSV record: every comma starts another element.
+        (["--slice", "a,b"], [("a", "b")]),
+        (["-sa,b,,c"], [("a", "b", "", "c")]),
+        (["--slice=max-size=10mb,path=/etc/x"], [("max-size=10mb", "path=/etc/x")]),
+        # An empty value appends nothing (pflag's readAsCSV).
+        (["--slice="], [()]),
+        # Each occurrence is read on its own and appended.
+        (["--slice", "a", "--slice=b,c"], [("a",), ("b", "c")]),
+        # A StringArray, and docker's ListOpts, keep every value whole.
+        (["--array", "a,b", "--list=c,d"], [None, None]),
+    ],
+)
+def test_cuts_a_string_slice_into_the_elements_pflag_appends(
+    words: list[str], elements: list[tuple[str, ...] | None]
+) -> None:
+    """A StringSlice option's value becomes the CSV fields pflag appends; other types stay one element."""
+    options, _ = read_flags([*words, "img"], LISTS, interspersed=False)
+    assert [o.elements for o in options] == elements
+    for option, element in zip(options, elements, strict=True):
+        assert option.items() == (element if element is not None else (option.value,))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"keep-groups"', 'a,"b,c"', 'a"b', "a\nb", "a\r\nb", "\nkeep-groups", 'x,""'],
+)
+def test_refuses_a_slice_value_csv_reads_differently_from_a_plain_split(value: str) -> None:
+    """Quotes and line breaks make Go's csv see other elements than the words show: refused, not guessed."""
+    with pytest.raises(ArgvRefused) as refused:
+        read_flags([f"--slice={value}", "img"], LISTS, interspersed=False, command="podman run")
+    assert refused.value.rule == "ambiguous-value"
+    assert refused.value.argument == shlex.quote(f"--slice={value}")
+    # StringArray values are never read as CSV, so the same value is taken whole.
+    options, _ = read_flags([f"--array={value}", "img"], LISTS, interspersed=False)
+    assert options[0].value == value
+
+
+@given(value=st.text(alphabet='ab,=/ "\n', max_size=12))
+@settings(max_examples=300)
+def test_slice_elements_are_exactly_the_csv_fields_when_read(value: str) -> None:
+    """Whenever a slice value is read, its elements join back into the value (nothing added or lost)."""
+    try:
+        options, _ = read_flags([f"--slice={value}", "img"], LISTS, interspersed=False)
+    except ArgvRefused:
+        assert any(c in value for c in '"\r\n')
+        return
+    elements = options[0].elements
+    assert elements is not None
+    assert ",".join(elements) == value
+    assert not any(c in value for c in '"\r\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,7 +92,7 @@ class Daemon:
         """The pid of the daemon itself (the holder's child), from its latest `ready` event."""
         return int([e for e in self.events() if e.get("event") == "ready"][-1]["pid"])
 
-    def kill_daemon(self, timeout: float = 20.0) -> int:
+    def kill_daemon(self, timeout: float = 60.0) -> int:
         """SIGKILL the daemon (not its holder) and wait until the holder has started a new one that is ready."""
         readies = sum(1 for e in self.events() if e.get("event") == "ready")
         pid = self.daemon_pid()
@@ -132,6 +133,18 @@ class Daemon:
             return records
 
         return wait_for(done, timeout, interval=0.1)  # type: ignore[no-any-return]
+
+    def kill_all(self) -> None:
+        """SIGKILL the holder and every daemon it started: nothing of a test outlives it."""
+        pids = {int(e["pid"]) for e in self.events() if e.get("event") in ("ready", "daemon_started")}
+        if self.process is not None:
+            pids.add(self.process.pid)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None
@@ -184,9 +197,7 @@ def make_daemon(tmp_path: Path, standin_env: dict[str, str]) -> Iterator[Callabl
 
     yield make
     for daemon in started:
-        if daemon.process is not None and daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(10)
+        daemon.kill_all()
 
 
 def process_group_alive(pgid: int) -> bool:

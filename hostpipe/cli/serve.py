@@ -58,7 +58,9 @@ def serve(
     if HOLDER_SOCKET not in os.environ and not _socket_activated():
         holder = Holder(
             state_dir=where.state_dir,
-            daemon_argv=[sys.executable, "-m", "hostpipe", *sys.argv[1:]],
+            # -P: the daemon's hostpipe comes from the installation, never from the working folder (run from
+            # HOME, `hostpipe/` there is the pipe folder pods can write).
+            daemon_argv=[sys.executable, "-P", "-m", "hostpipe", *sys.argv[1:]],
             environ=os.environ,
         )
         sys.exit(holder.run())

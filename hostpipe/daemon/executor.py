@@ -8,8 +8,8 @@ command left behind in its group is killed then, and only then is the leader rea
 
 Every step is recorded in order through the store: a job starts only once its start attempt is committed (so
 a restart can tell a job that never started from one that may have), and its start and end follow. Processes
-are started on a small pool of spawner threads, because starting one blocks until the child has called exec;
-`RUNTIME stop` runs on a pool of its own, so a slow engine never delays another pod's start.
+are started with posix_spawn on the loop's thread (it holds the interpreter lock either way); `RUNTIME stop`
+runs on a small pool of threads of its own, so a slow engine never delays another pod's start.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, tra
 from hostpipe.core.policy import Allowed
 from hostpipe.daemon import cidfiles
 from hostpipe.daemon.procs import JOB_MARKER, job_marker, process_start_time, signal_group
+from hostpipe.daemon.spawn import spawn
 from hostpipe.daemon.store import Store
 
 log = structlog.get_logger("hostpipe.executor")
@@ -59,7 +60,8 @@ class Job:
     state: JobState = JobState.QUEUED
     attempted: bool = False
     """Its start attempt is committed (with its record, or on its own before the spawn)."""
-    process: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    """The process of the job's command: the leader of its own session and process group."""
     pidfd: int | None = None
     log_path: Path | None = None
     stop_cause: StopCause | None = None
@@ -67,13 +69,9 @@ class Job:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     logger: Any = None
     spawning: bool = False
-    """Between taking a slot and having a process: its start attempt or its spawn is under way."""
+    """Between taking a slot and having a process: its start attempt is being committed."""
     cidfile: Path | None = None
     """Where the CLI writes the id of the container it creates (docker and podman run jobs)."""
-
-
-class SpawnError(Exception):
-    """The job could not be started; the message is the record's reason."""
 
 
 def log_path_for(logs_dir: Path, job_id: int, pod: str | None) -> Path:
@@ -99,7 +97,6 @@ class Executor:
         kill_grace: float,
         cwd: str,
         clock: Callable[[], float] = time.time,
-        spawners: int = 4,
         stoppers: int = 4,
         job_nofile: tuple[int, int] | None = None,
         store_id: str = "",
@@ -126,7 +123,6 @@ class Executor:
         self._cid_dir_made = False
         self._fd_warning = False
         self._retry_timer: asyncio.TimerHandle | None = None
-        self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=spawners, thread_name_prefix="spawn")
         self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=stoppers, thread_name_prefix="stop")
         self.fit_to_fds()
 
@@ -198,7 +194,7 @@ class Executor:
     # -- running --------------------------------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
-        """Take a slot; once the start attempt is committed, start the job's process on a spawner thread."""
+        """Take a slot; once the start attempt is committed, start the job's process."""
         job.spawning = True
         self._running[job.id] = job
         if job.attempted:
@@ -222,80 +218,42 @@ class Executor:
         self._launch(job)
 
     def _launch(self, job: Job) -> None:
-        future = self._loop.run_in_executor(self._spawner, self._spawn, job)
-        future.add_done_callback(lambda done: self._spawned(job, done))
-
-    def _spawn(self, job: Job) -> tuple[subprocess.Popen[bytes], int | None]:
-        """On a spawner thread: create the job's log, start the process, read its start time."""
+        """Start the job's process: its log is created by the child itself, after the fork (see `spawn`)."""
+        job.spawning = False
         assert job.log_path is not None
-        path = job.log_path
-        try:
-            if path.parent not in self._made_dirs:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._made_dirs.add(path.parent)
-            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        except OSError as error:
-            if error.errno in _OUT_OF_FDS:
-                raise
-            raise SpawnError(f"cannot create the job's log {path}: {error}") from error
         argv = job.allowed.argv
-        handle = job.allowed.container
-        if handle is not None:
+        if job.allowed.container is not None:
             if not self._cid_dir_made:
                 self._cid_dir.mkdir(exist_ok=True, mode=0o700)
                 self._cid_dir_made = True
             job.cidfile = cidfiles.cidfile_for(self._cid_dir, job.id)
             # A file left from an earlier store with the same id would make the CLI refuse to start.
             cidfiles.remove(job.cidfile)
-            argv = with_cidfile(argv, handle, str(job.cidfile))
+            argv = with_cidfile(argv, job.allowed.container, str(job.cidfile))
+        env = {**job.allowed.env, JOB_MARKER: job_marker(self._store_id, job.id)}
         try:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**job.allowed.env, JOB_MARKER: job_marker(self._store_id, job.id)},
-                cwd=self._cwd,
-                start_new_session=True,
-                close_fds=True,
-            )
+            if job.log_path.parent not in self._made_dirs:
+                job.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._made_dirs.add(job.log_path.parent)
+            pid = spawn(argv, env, job.log_path)
+            job.pidfd = os.pidfd_open(pid)
         except OSError as error:
-            if error.errno in _OUT_OF_FDS:
-                raise
-            raise SpawnError(f"cannot start {job.allowed.argv[0]}: {error}") from error
-        finally:
-            os.close(out)
-        if self._job_nofile is not None:
-            # The daemon raised its own limit; the job gets the one the daemon was given, as systemd does.
-            with contextlib.suppress(OSError):
-                resource.prlimit(process.pid, resource.RLIMIT_NOFILE, self._job_nofile)
-        return process, process_start_time(process.pid)
-
-    def _spawned(self, job: Job, done: asyncio.Future[tuple[subprocess.Popen[bytes], int | None]]) -> None:
-        job.spawning = False
-        error = done.exception()
-        if isinstance(error, OSError) and error.errno in _OUT_OF_FDS:
-            self._out_of_fds(job, error)
-            return
-        if error is not None:
             self._running.pop(job.id, None)
-            reason = str(error) if isinstance(error, SpawnError) else f"cannot start the job: {error!r}"
-            if job.log_path is not None and isinstance(error, SpawnError) and "log" not in reason:
-                with contextlib.suppress(OSError):
-                    job.log_path.unlink()
+            if error.errno in _OUT_OF_FDS:
+                self._out_of_fds(job, error)
+                return
+            reason = f"cannot start {job.allowed.argv[0]} with its log at {job.log_path}: {error.strerror or error}"
             self._finish(job, Outcome(JobState.FAILED, reason=reason))
             self._start_waiting()
             return
-        job.process, pid_start = done.result()
-        pid = job.process.pid
-        if job.state.terminal:
-            # Shutdown gave up on this start and recorded it; what started late must not outlive the daemon.
-            signal_group(pid, signal.SIGKILL)
-            job.process.wait()
-            return
+        job.pid = pid
+        if self._job_nofile is not None:
+            # The daemon raised its own limit; the job gets the one the daemon was given, as systemd does.
+            with contextlib.suppress(OSError):
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, self._job_nofile)
         job.state = transition(job.state, JobState.RUNNING)
+        pid_start = process_start_time(pid)
         self._store.write("started", (str(JobState.RUNNING), pid, pid_start, self._clock(), str(job.log_path), job.id))
-        job.pidfd = os.pidfd_open(pid)
         self._loop.add_reader(job.pidfd, self._exited, job)
         job.logger.info("job_started", pid=pid, argv=list(job.allowed.argv), timeout=job.allowed.timeout)
         if job.stop_cause is not None:
@@ -307,10 +265,6 @@ class Executor:
 
     def _out_of_fds(self, job: Job, error: OSError) -> None:
         """No descriptor left to start the job: it waits at the head of the queue until one is free."""
-        self._running.pop(job.id, None)
-        if job.log_path is not None:
-            with contextlib.suppress(OSError):
-                job.log_path.unlink()
         if job.stop_cause is not None:
             self._finish(job, _never_started(job.stop_cause))
             return
@@ -326,13 +280,14 @@ class Executor:
         self._start_waiting()
 
     def _exited(self, job: Job) -> None:
-        assert job.process is not None and job.pidfd is not None
+        assert job.pid is not None and job.pidfd is not None
         self._loop.remove_reader(job.pidfd)
         os.close(job.pidfd)
         job.pidfd = None
         # The leader is a zombie: its pid still holds the group, so this reaches only what it left behind.
-        signal_group(job.process.pid, signal.SIGKILL)
-        returncode = job.process.wait()
+        signal_group(job.pid, signal.SIGKILL)
+        _, status = os.waitpid(job.pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
         if job.cidfile is not None:
             container = cidfiles.read_container_id(job.cidfile)
             if container is not None:
@@ -372,19 +327,19 @@ class Executor:
                 self._queue.remove(job)
             self._finish(job, _never_started(cause))
             return
-        if job.state is not JobState.RUNNING or job.stop_cause is not None or job.process is None:
+        if job.state is not JobState.RUNNING or job.stop_cause is not None or job.pid is None:
             return
         job.stop_cause = cause
         job.logger.info("job_stopping", cause=str(cause), grace=self.kill_grace)
         if job.cidfile is not None:
             self._loop.run_in_executor(self._stopper, self._stop_container, job, self.kill_grace)
-        signal_group(job.process.pid, signal.SIGTERM)
+        signal_group(job.pid, signal.SIGTERM)
         job.timers.append(self._loop.call_later(self.kill_grace, self._kill, job))
 
     def _kill(self, job: Job) -> None:
-        if job.process is not None and job.state is JobState.RUNNING:
+        if job.pid is not None and job.state is JobState.RUNNING:
             job.logger.warning("job_killed", after=self.kill_grace)
-            signal_group(job.process.pid, signal.SIGKILL)
+            signal_group(job.pid, signal.SIGKILL)
 
     def _stop_container(self, job: Job, grace: float) -> None:
         """On a stopper thread: `RUNTIME stop` the container this job created, by the id its CLI wrote."""
@@ -417,9 +372,9 @@ class Executor:
 
     def kill_now(self, job: Job) -> None:
         """SIGKILL without waiting for the grace (a second stop signal to the daemon)."""
-        if job.state is JobState.RUNNING and job.process is not None:
+        if job.state is JobState.RUNNING and job.pid is not None:
             job.stop_cause = job.stop_cause or StopCause.SHUTDOWN
-            signal_group(job.process.pid, signal.SIGKILL)
+            signal_group(job.pid, signal.SIGKILL)
 
     def running_ids(self) -> list[int]:
         return list(self._running)
@@ -459,7 +414,6 @@ class Executor:
                 os.close(job.pidfd)
             if not job.state.terminal:
                 self._finish(job, Outcome(JobState.INTERRUPTED, reason="did not end after SIGKILL at shutdown"))
-        self._spawner.shutdown(wait=False)
         self._stopper.shutdown(wait=False)
 
 

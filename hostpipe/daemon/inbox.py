@@ -11,20 +11,25 @@ The inbox is a series of files, `inbox.<generation>` in the state folder. Once e
 is committed and it has grown past a size, the next bytes go to a new generation; files of generations before
 the committed one are removed. The inbox never holds more than `MAX_UNCOMMITTED` bytes the store has not
 committed: past that the daemon stops taking from the pipe, and writers wait there (the pipe holds 1 MiB).
+What a pipe holds at one moment is a run of whole writes, so the daemon takes all of it at once (it waits
+for room rather than take part of it): a line is never split between two takes.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import os
 import re
+import termios
 from dataclasses import dataclass
 from pathlib import Path
 
 ROTATE_AT = 1 << 20
 """Start a new file once the current one is fully committed and at least this large."""
-MAX_UNCOMMITTED = 1 << 20
-"""Stop taking from the pipe while this many bytes in the inbox wait for the store."""
+MAX_UNCOMMITTED = 4 << 20
+"""Stop taking from the pipe while this many bytes in the inbox wait for the store (several pipe buffers)."""
 _NAME = re.compile(r"inbox\.(\d+)")
 
 
@@ -82,22 +87,29 @@ class Inbox:
         self._fd = os.open(path, flags, 0o600)
         self.end = 0
 
-    def take(self, pipe_fd: int, limit: int) -> tuple[bytes, bool]:
-        """Move up to `limit` bytes from the pipe into the inbox and return them, and whether the pipe is empty.
+    @staticmethod
+    def available(pipe_fd: int) -> int:
+        """Bytes the pipe holds now."""
+        buffer = array.array("i", [0])
+        fcntl.ioctl(pipe_fd, termios.FIONREAD, buffer)
+        return int(buffer[0])
+
+    def take(self, pipe_fd: int, count: int) -> bytes:
+        """Move `count` bytes from the pipe into the inbox and return them (fewer if the pipe held fewer).
 
         Raises OSError when the inbox cannot be written (a full disk, an immutable or vanished folder); the
         bytes then stay in the pipe.
         """
         assert self._fd is not None
         try:
-            moved = os.splice(pipe_fd, self._fd, limit, offset_dst=self.end, flags=os.SPLICE_F_NONBLOCK)
+            moved = os.splice(pipe_fd, self._fd, count, offset_dst=self.end, flags=os.SPLICE_F_NONBLOCK)
         except BlockingIOError:
-            return b"", True
+            return b""
         if moved <= 0:
-            return b"", True
+            return b""
         data = os.pread(self._fd, moved, self.end)
         self.end += moved
-        return data, moved < limit
+        return data
 
     def position(self, offset: int) -> Position:
         return Position(self.generation, offset)

@@ -11,7 +11,9 @@ second SIGINT or SIGTERM kills the jobs at once instead of waiting for the grace
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import functools
 import gc
 import json
@@ -52,10 +54,8 @@ from hostpipe.daemon.writer import JOB_COLUMNS
 
 log = structlog.get_logger("hostpipe.server")
 
-_READ_CHUNK = 1 << 16
-_READ_BUDGET = 1 << 16
-"""Bytes taken per wake-up before yielding to the loop, so a flood of lines cannot hold up job bookkeeping
-(exits, timeouts, spawns) for longer than one such batch takes to decide."""
+_DECIDE_BUDGET = 2048
+"""Lines decided per loop round; the rest wait in memory (and in the inbox) for the next round."""
 _TICK = 1.0
 _RELOAD_QUIET = 1.0
 """Seconds the policy file must stay unchanged before a change is loaded: a file written in several steps
@@ -138,6 +138,8 @@ class Server:
         self._stopping = False
         self._lock_fd: int | None = None
         self._reading = False
+        self._frames: collections.deque[Frame] = collections.deque()
+        self._deciding: asyncio.Handle | None = None
         self._intake_error: str | None = None
         self._committed_offset = 0
         """Inbox offset (current generation) up to which records are committed."""
@@ -159,6 +161,15 @@ class Server:
     async def startup(self) -> None:
         loop = asyncio.get_running_loop()
         self._stop = loop.create_future()
+        # Jobs run in the daemon user's HOME, where relative paths in lines point; they inherit it from the
+        # daemon, so every path the daemon itself uses is made absolute first.
+        self.config = dataclasses.replace(
+            self.config,
+            pipe=self.config.pipe.absolute(),
+            state_dir=self.config.state_dir.absolute(),
+            policy=self.config.policy.absolute() if self.config.policy is not None else None,
+        )
+        os.chdir(self.expansions.home)
         self.loaded = load_policy(self.config.policy, self.environ, required=self.config.policy_required)
         self._warn_missing_runtimes()
         state_dir = self.config.state_dir
@@ -254,7 +265,14 @@ class Server:
             # No service manager keeps this pipe once the daemon is gone: lines still in it are recorded
             # (refused: the daemon is stopping) rather than lost unseen. Under socket activation they stay in
             # the pipe, and the next start records them.
-            self._take(budget=None)
+            while self._take():
+                pass
+        if self._deciding is not None:
+            self._deciding.cancel()
+        while self._frames:
+            self._decide_frames()
+        if self._deciding is not None:
+            self._deciding.cancel()
         if self._in_flight_inserts:
             # Lines taken before the stop: their jobs are handed to the executor (which cancels them) once
             # committed, so every one ends with a final state.
@@ -299,34 +317,51 @@ class Server:
             self._reading = False
 
     def _on_readable(self) -> None:
-        self._take(budget=_READ_BUDGET)
+        self._take()
 
-    def _take(self, budget: int | None) -> None:
-        """Move what the pipe holds into the inbox, frame it, and decide and queue every complete line."""
+    def _take(self) -> int:
+        """Move everything the pipe holds into the inbox and cut it into frames, to be decided in batches.
+
+        Everything the pipe holds at one moment ends where a whole write ended, so a line is never split
+        between two takes, and bytes without a newline at the end are a write of their own (see framing).
+        """
         assert self.pipe is not None
-        frames: list[Frame] = []
-        taken = 0
-        while budget is None or taken < budget:
-            room = MAX_UNCOMMITTED - (self.inbox.end - self._committed_offset)
-            if room <= 0 and not self._stopping:
-                # The store is behind: leave the lines in the pipe until it catches up.
+        available = self.inbox.available(self.pipe.fd)
+        if not available:
+            return 0
+        uncommitted = self.inbox.end - self._committed_offset
+        count = available
+        if not self._stopping and available > MAX_UNCOMMITTED - uncommitted:
+            if uncommitted:
+                # The store is behind: leave the lines in the pipe until there is room to take all of them.
                 self._stop_reading()
-                break
-            limit = _READ_CHUNK if self._stopping else min(_READ_CHUNK, room)
-            try:
-                data, emptied = self.inbox.take(self.pipe.fd, limit)
-            except OSError as error:
-                self._intake_failed(error)
-                break
-            if self._intake_error is not None:
-                log.info("intake_resumed", after=self._intake_error)
-                self._intake_error = None
-            taken += len(data)
-            frames.extend(self.framer.feed(data, emptied=emptied))
-            if emptied:
-                break
-        if frames:
-            self._handle(frames, self.inbox.position(frames[-1].end))
+                return 0
+            count = MAX_UNCOMMITTED  # a pipe larger than the inbox may hold: take what fits, the rest follows
+        try:
+            data = self.inbox.take(self.pipe.fd, count)
+        except OSError as error:
+            self._intake_failed(error)
+            return 0
+        if self._intake_error is not None:
+            log.info("intake_resumed", after=self._intake_error)
+            self._intake_error = None
+        if not data:
+            return 0
+        self._frames.extend(self.framer.feed(data, emptied=len(data) == available))
+        if self._deciding is None:
+            self._decide_frames()
+        return len(data)
+
+    def _decide_frames(self) -> None:
+        """Decide up to a budget of frames now and the rest in later rounds, so a flood of lines cannot hold
+        up job bookkeeping (exits, timeouts, spawns) for longer than one such batch takes to decide."""
+        self._deciding = None
+        if not self._frames:
+            return
+        batch = [self._frames.popleft() for _ in range(min(_DECIDE_BUDGET, len(self._frames)))]
+        self._handle(batch, self.inbox.position(batch[-1].end))
+        if self._frames:
+            self._deciding = asyncio.get_running_loop().call_soon(self._decide_frames)
 
     def _intake_failed(self, error: OSError) -> None:
         text = f"{error.strerror or error} ({self.config.state_dir})"
@@ -459,7 +494,7 @@ class Server:
                 "state": str(job.state),
                 "timeout": job.allowed.timeout,
                 "submitted_at": job.submitted_at,
-                "pid": job.process.pid if job.process is not None else None,
+                "pid": job.pid,
                 "log": str(job.log_path) if job.log_path is not None else None,
                 "start_attempt": job.submitted_at if job.attempted else None,
             }
@@ -542,8 +577,14 @@ class Server:
         from hostpipe.daemon.reload import PolicyWatcher  # noqa: PLC0415 - imported after ready, see startup
 
         loop = asyncio.get_running_loop()
-        self._watcher = PolicyWatcher(self.config.policy, lambda: loop.call_soon_threadsafe(self._policy_changed))
-        self._watcher.start()
+        watcher = PolicyWatcher(self.config.policy, lambda: loop.call_soon_threadsafe(self._policy_changed))
+        try:
+            watcher.start()
+        except OSError as error:
+            # Out of inotify instances or watches: the daemon serves on; SIGHUP still reloads the policy.
+            log.warning("policy_watch_unavailable", error=str(error), note="reload the policy with SIGHUP")
+            return
+        self._watcher = watcher
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         self._signals += 1

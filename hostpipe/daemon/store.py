@@ -168,12 +168,15 @@ class Store:
     def _spawn(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # -P: the module is found on the installation's path only, never in the working folder (a HOME
+            # whose pipe folder, `hostpipe/`, pods can write).
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "hostpipe.daemon.writer", str(child.fileno()), str(self.path)],
+                [sys.executable, "-P", "-m", "hostpipe.daemon.writer", str(child.fileno()), str(self.path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 pass_fds=(child.fileno(),),
                 close_fds=True,
+                cwd=self.path.parent,
             )
         except OSError as error:
             parent.close()

@@ -146,7 +146,7 @@ def test_refused_line_keeps_the_pod_that_wrote_it(make_daemon):
 
 
 def test_job_gets_a_clean_environment(make_daemon):
-    """A job sees PATH, HOME, USER and LANG plus what the policy passes, never the daemon's other variables."""
+    """A job sees PATH, HOME, USER, LANG, what the policy passes and its own marker, never the daemon's others."""
     daemon = make_daemon(
         """
         [runtimes.docker]
@@ -160,7 +160,7 @@ def test_job_gets_a_clean_environment(make_daemon):
     daemon.write("docker run test/x env\n")
     (record,) = daemon.wait_records(1)
     names = {line.split("=", 1)[0] for line in Path(record["log"]).read_text().splitlines()[1:]}
-    assert names - {"PWD", "SHLVL", "_"} == {"PATH", "HOME", "USER", "LANG", "SITE_TOKEN", "FIXED"}
+    assert names - {"PWD", "SHLVL", "_"} == {"PATH", "HOME", "USER", "LANG", "SITE_TOKEN", "FIXED", "HOSTPIPE_JOB"}
 
 
 def test_exit_status_and_output_are_recorded(make_daemon):

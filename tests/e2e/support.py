@@ -366,6 +366,11 @@ class Hostpipe:
         if self.process is None:
             return None
         status = stop_process(self.process, grace=30)
+        # Whatever happened to the holder, none of the daemons it started may outlive the test.
+        for event in self.log_events():
+            if event.get("event") in ("ready", "daemon_started"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(event["pid"]), signal.SIGKILL)
         if self._stderr is not None:
             self._stderr.close()
         return status

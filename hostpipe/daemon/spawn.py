@@ -1,0 +1,28 @@
+"""Starting a job's process, so that its log file tells a restart whether it was ever started.
+
+The daemon commits a job's start attempt, then spawns it. A daemon killed in between leaves a record that
+says "attempted" and no process; the next daemon must tell "never started" (run it now) from "started and
+already gone" (never run it twice). posix_spawn opens the job's log in the child, after the fork, with
+O_EXCL: a log file exists exactly when a child was made to run the job. The child inherits the daemon's
+working folder (the daemon user's HOME, where relative paths in lines point), starts a session of its own
+(so stopping the job reaches its whole group), reads nothing (stdin is /dev/null) and writes stdout and
+stderr into the log. Descriptors the daemon holds are all close-on-exec, so none reaches the job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], log: Path, *, log_flags: int = LOG_FLAGS) -> int:
+    """Start `argv` (argv[0] an absolute path) with its output in `log`; return its pid. Raises OSError."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), log_flags, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)

@@ -329,3 +329,38 @@ def test_reload_keeps_the_policy_in_force_when_the_new_one_would_open_the_state_
     (record,) = daemon.wait_records(1)
     assert (record["state"], record["rule"]) == ("refused", "bind-outside-roots")
     assert not any(e["event"] == "policy_reloaded" for e in daemon.events())
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+EXAMPLE_LAYOUTS = [
+    # (example, whether it serves with its policy and state folder in HOME, a line it runs)
+    ("docker-host.toml", True, "docker run ubuntu"),
+    ("apptainer-host.toml", True, "apptainer run docker://ubuntu"),
+    ("bench-policy.toml", True, "docker run bench/sleep:1"),
+    ("shifter-host.toml", False, "shifter --image=ubuntu --entrypoint"),
+]
+
+
+@pytest.mark.parametrize(("example", "in_home", "line"), EXAMPLE_LAYOUTS)
+def test_each_example_serves_where_its_comments_say_and_nowhere_a_job_could_change_it(
+    daemon_root, standin_env, started, example, in_home, line
+):
+    """With the policy and the state folder in HOME, the docker, apptainer and bench examples serve;
+    shifter-host, whose jobs can write HOME, is refused there and serves once both are moved out."""
+    env = {**env_for(daemon_root, standin_env), "PATH": f"{STANDINS}:{SYSTEM_PATH}"}  # the plain stand-ins
+    home = Path(env["HOME"])
+    daemon = serve(daemon_root, env, (EXAMPLES / example).read_text())
+    config = home / ".config" / "hostpipe"
+    config.mkdir(parents=True)
+    (config / "policy.toml").write_text(daemon.policy.read_text())
+    outside = daemon.policy, daemon.state_dir
+    daemon.policy, daemon.state_dir = config / "policy.toml", home / ".local" / "state" / "hostpipe"
+    if not in_home:
+        message = refusal(daemon, started)
+        assert f"shifter jobs can write {home}" in message and "the state folder" in message
+        daemon.policy, daemon.state_dir = outside
+    started.append(daemon.start())
+    daemon.write(line + "\n")
+    (record,) = daemon.wait_records(1)
+    assert record["state"] == "succeeded", record

@@ -305,16 +305,15 @@ def client_files(
         spots.append(
             Spot(
                 _xdg(env, "XDG_CONFIG_HOME", ".config", "containers"),
-                "podman's user configuration",
-                relocate.format("CONTAINERS_CONF", "containers.conf") + " (and CONTAINERS_STORAGE_CONF, "
-                "CONTAINERS_REGISTRIES_CONF)",
+                "podman's user configuration (containers.conf, registries.conf, storage.conf, policy.json)",
+                relocate.format("XDG_CONFIG_HOME", "config"),
             )
         )
         spots.append(
             Spot(
                 _xdg(env, "XDG_DATA_HOME", ".local/share", "containers"),
                 "podman's rootless image and container storage",
-                relocate.format("CONTAINERS_STORAGE_CONF", "storage.conf"),
+                relocate.format("XDG_DATA_HOME", "data") + " (or a CONTAINERS_STORAGE_CONF naming other storage)",
             )
         )
         if env.get("XDG_RUNTIME_DIR"):

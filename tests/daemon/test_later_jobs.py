@@ -178,15 +178,16 @@ ROUTES = [
         '[runtimes.podman]\nbind_roots = ["~/.config"]\n',
         "",
         'podman jobs can write {home}/.config (bind_roots lists "~/.config" in [runtimes.podman]), which holds '
-        "podman's user configuration {home}/.config/containers",
-        "CONTAINERS_CONF",
+        "podman's user configuration (containers.conf, registries.conf, storage.conf, policy.json) "
+        "{home}/.config/containers",
+        'env = { XDG_CONFIG_HOME = "/etc/hostpipe/config" } in [runtimes.podman]',
         id="podman-config",
     ),
     pytest.param(
         '[runtimes.podman]\nbind_roots = ["~/.local"]\n',
         "",
         "which holds podman's rootless image and container storage {home}/.local/share/containers",
-        "CONTAINERS_STORAGE_CONF",
+        'env = { XDG_DATA_HOME = "/etc/hostpipe/data" }',
         id="podman-storage",
     ),
     pytest.param(

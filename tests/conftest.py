@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,11 @@ import pytest
 
 STANDINS = Path(__file__).parent / "standins"
 DATA = Path(__file__).parent / "data"
+RUN_ROOT = Path(__file__).parent / ".run"
+"""Where `daemon_root` makes its folders: inside the checkout, outside every folder a runtime binds."""
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""A PATH without the test runner's own folders (~/.local/bin and the like), which a daemon whose jobs can
+write the home folder must not search."""
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -159,9 +166,10 @@ kill_grace = "1s"
 
 [runtimes.docker]
 [runtimes.podman]
-[runtimes.apptainer]
-[runtimes.shifter]
 """
+"""docker and podman, whose jobs write no host folder by default. apptainer and shifter jobs can write /tmp,
+where tmp_path puts the daemon's policy and state, so a daemon naming them refuses to start there: tests of
+those runtimes pass `root=daemon_root`."""
 
 
 @pytest.fixture
@@ -179,18 +187,42 @@ def standin_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def daemon_root() -> Iterator[Path]:
+    """A folder for a daemon's HOME, policy, state and pipe that no runtime binds into its jobs.
+
+    tmp_path lies under /tmp, which apptainer and shifter bind read-write into every job, and the daemon
+    refuses a policy, state folder or client configuration its jobs could write. This folder is inside the
+    checkout instead, with a short name (the control socket's path must stay under 108 bytes).
+    """
+    RUN_ROOT.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="hp", dir=RUN_ROOT))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def rooted_env(standin_env: dict[str, str], root: Path) -> dict[str, str]:
+    """The stand-in environment with HOME under `root` and a PATH of system folders and the stand-ins."""
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {**standin_env, "HOME": str(home), "PATH": f"{STANDINS}:{SYSTEM_PATH}"}
+
+
+@pytest.fixture
 def make_daemon(tmp_path: Path, standin_env: dict[str, str]) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def make(policy: str = DEFAULT_POLICY, *extra: str, start: bool = True) -> Daemon:
-        policy_path = tmp_path / "policy.toml"
+    def make(policy: str = DEFAULT_POLICY, *extra: str, start: bool = True, root: Path | None = None) -> Daemon:
+        """A daemon whose files lie in tmp_path, or under `root` (HOME too, and a PATH without the runner's)."""
+        folder = tmp_path if root is None else root
+        folder.mkdir(parents=True, exist_ok=True)
+        policy_path = folder / "policy.toml"
         policy_path.write_text(textwrap.dedent(policy))
         daemon = Daemon(
-            pipe=tmp_path / "hostpipe" / "vk-cmd",
-            state_dir=tmp_path / "state",
+            pipe=folder / "hostpipe" / "vk-cmd",
+            state_dir=folder / "state",
             policy=policy_path,
-            env=dict(standin_env),
-            stderr_path=tmp_path / "serve.log",
+            env=dict(standin_env) if root is None else rooted_env(standin_env, root),
+            stderr_path=folder / "serve.log",
         )
         started.append(daemon)
         return daemon.start(*extra) if start else daemon

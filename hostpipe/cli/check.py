@@ -14,6 +14,7 @@ from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, location
 from hostpipe.core.evaluate import Evaluation, evaluate
 from hostpipe.core.grammar import Expansions
 from hostpipe.core.policy import Allowed
+from hostpipe.daemon.exposure import guard
 from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.paths import home
 from hostpipe.daemon.policyfile import load_policy
@@ -32,7 +33,8 @@ def _as_json(result: Evaluation) -> dict[str, Any]:
 def _as_text(result: Evaluation) -> str:
     decision = result.decision
     if isinstance(decision, Allowed):
-        return f"allowed  {result.line}\n  runtime {decision.runtime}, image {decision.image}"
+        added = f"\n  hostpipe adds: {' '.join(decision.added)}" if decision.added else ""
+        return f"allowed  {result.line}\n  runtime {decision.runtime}, image {decision.image}{added}"
     text = f"refused  {result.line}\n  rule: {decision.rule}"
     if decision.argument is not None:
         text += f"\n  argument: {decision.argument}"
@@ -63,6 +65,7 @@ def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:
 def check(where: Locations, line: tuple[str, ...], file: Path | None, as_json: bool) -> None:
     """Say whether each LINE would run under the policy, and why not. Exit 0 when all would."""
     loaded = load_policy(where.policy, os.environ, required=where.policy_given)
+    loaded = guard(loaded, policy=where.policy, state_dir=where.state_dir, environ=os.environ)
     user = os.environ.get("USER", "")
     expansions = Expansions(home=str(home()), user=user)
     host = RealHost(home=str(home()))

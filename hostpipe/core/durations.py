@@ -3,6 +3,11 @@
 One reader for every place a duration appears, so that a timeout means the same thing in the policy, in a
 line's HOSTPIPE_TIMEOUT and in a JSON request. The result is always seconds as a float; 0 is allowed and its
 meaning ("no timeout", "no grace") belongs to the caller.
+
+A duration is also at most `LONGEST` (366 days). A float holds `1e308`, but nothing that counts time does
+anything sensible with it: the event loop's clock loses every fraction next to it, a timer that long never
+fires, and the operating system's own waits (epoll, a thread's lock) refuse anything past about 24 days or
+292 years. A job that must run longer than a year runs without a timeout instead.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ _PLAIN = re.compile(_NUMBER)
 _COMPOUND = re.compile(rf"(?:(?P<d>{_NUMBER})d)?(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _EXAMPLES = "such as 90 (seconds), '90s', '1.5m', '2h', '1d' or '1h30m'"
+
+LONGEST = 366 * 86400.0
+"""The longest duration hostpipe reads, in seconds: a little over a year."""
+LONGEST_TEXT = "366 days"
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -58,5 +67,10 @@ def _checked(seconds: float, written: str | int | float) -> float:
         raise ValueError(f"duration {written!r} is too large; write a finite duration {_EXAMPLES}")
     if seconds < 0:
         raise ValueError(f"duration {written!r} is negative; write 0 or more, {_EXAMPLES}")
+    if seconds > LONGEST:
+        raise ValueError(
+            f"duration {written!r} is longer than {LONGEST_TEXT}, the longest hostpipe accepts; write a shorter "
+            f"one {_EXAMPLES}, or none at all for a job that must run longer"
+        )
     # -0.0 is 0 seconds; callers compare and print it, so give them the plain zero.
     return seconds if seconds else 0.0

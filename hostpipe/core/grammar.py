@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from hostpipe.core.durations import parse_duration
+from hostpipe.core.durations import LONGEST_TEXT, parse_duration
 from hostpipe.core.request import LineRefused, Submit, is_client_id, is_pod_name
 
 MAX_LINE_BYTES = 4096
@@ -745,8 +745,8 @@ def _timeout(value: str | int | float, written: str, leave_out: str) -> float:
 
 def _bad_timeout_reason(written: str) -> str:
     return (
-        f"{written} is not a usable duration; write a finite number of seconds greater than 0, or a "
-        "duration such as 90s, 1.5m, 2h, 1d or 1h30m."
+        f"{written} is not a usable duration; write a number of seconds greater than 0 and at most "
+        f"{LONGEST_TEXT}, or a duration such as 90s, 1.5m, 2h, 1d or 1h30m."
     )
 
 

@@ -4,20 +4,26 @@
 an `Allowed` command line with its environment and timeout, or a `Refused` with the rule, the argument and a
 reason. Resolving executables on PATH and reading the file are the daemon's work; they reach this module as
 values (`LoadedPolicy.executables`, `Host`).
+
+A policy file is read strictly: a boolean must be a TOML boolean, a count a TOML integer, a duration a TOML
+number or a duration string (`allow_host_network = "yes"`, `max_concurrent = "4"` and `max_concurrent =
+4.0` are errors that name the field), so that no spelling means something the site did not write.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hostpipe.core.containers import ContainerHandle, container_handle
 from hostpipe.core.durations import parse_duration
 from hostpipe.core.request import Submit
+from hostpipe.core.runtimes import apptainer
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host
 from hostpipe.core.runtimes.registry import GRAMMARS
 
@@ -25,6 +31,50 @@ BASE_ENV = ("PATH", "HOME", "USER", "LANG")
 """What every job gets from the daemon's environment; anything else must be named by the policy."""
 
 _WRAPPERS = frozenset({"setsid", "nohup", "nice", "exec", "eval", "env", "sudo", "sh", "bash", "timeout"})
+
+DEFAULT_MAX_TIMEOUT = 7 * 86400.0
+"""The cap on a line's own timeout when a policy sets none: a week. It bounds what a line may ask for, not
+jobs that ask for nothing: those run under `timeout`, none by default, so long-running services stay
+possible."""
+MAX_KILL_GRACE = 3600.0
+"""The longest `kill_grace`: an hour between SIGTERM and SIGKILL is already more than any job needs."""
+
+APPTAINER_KINDS = frozenset({"apptainer", "singularity"})
+
+HomeBind = Literal["none", "read-only", "read-write"]
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML writes it, for messages about a policy file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1", "y", "t"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0", "n", "f"})
+
+
+def _strict_scalar(fields: Mapping[str, Any], value: Any, info: ValidationInfo) -> Any:
+    """Refuse what pydantic would coerce: a boolean or a count must have its own TOML type."""
+    name = info.field_name or ""
+    field_info = fields.get(name)
+    annotation = field_info.annotation if field_info is not None else None
+    if annotation is bool and not isinstance(value, bool):
+        word = str(value).strip().lower()
+        meant = "true" if word in _TRUE_WORDS else "false" if word in _FALSE_WORDS else "true or false"
+        raise ValueError(f"expected a TOML boolean, not {_toml(value)}; write {name} = {meant}, without quotes")
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        whole = "4"
+        if isinstance(value, str) and value.strip().isdigit():
+            whole = value.strip()
+        elif isinstance(value, float) and value.is_integer():
+            whole = str(int(value))
+        example = f"{name} = {whole}"
+        raise ValueError(f"expected a TOML integer, not {_toml(value)}; write a whole number without quotes: {example}")
+    return value
 
 
 class RuntimePolicy(ArgumentRules):
@@ -38,6 +88,15 @@ class RuntimePolicy(ArgumentRules):
     """Subcommands allowed; default: every one the grammar reads (run, and exec for apptainer)."""
     images: tuple[str, ...] = ("*",)
     """Glob patterns (fnmatch, case-sensitive) an image must match."""
+    home_bind: HomeBind = "none"
+    """apptainer and singularity only: whether a job sees the daemon user's HOME. "none" (hostpipe adds
+    `--no-mount=home,cwd`), "read-only" (and `--bind=HOME:HOME:ro`), or "read-write" (apptainer's own home
+    bind, which lets every job change what later jobs run with unless nothing they run with lies in HOME)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict(cls, value: Any, info: ValidationInfo) -> Any:
+        return _strict_scalar(cls.model_fields, value, info)
 
 
 class Policy(BaseModel):
@@ -47,21 +106,49 @@ class Policy(BaseModel):
     max_queued: int = Field(default=10_000, ge=0, le=10_000_000)
     timeout: float = 0.0
     """Default per-job timeout in seconds; 0 means none."""
-    max_timeout: float = 0.0
-    """Cap for a request's own timeout in seconds; 0 means no cap."""
+    max_timeout: float = DEFAULT_MAX_TIMEOUT
+    """Cap for a request's own timeout in seconds; 0 means no cap but the longest duration (366 days). When
+    a file does not set it: a week, or the default `timeout` if that is longer."""
     kill_grace: float = 10.0
-    """Seconds between SIGTERM and SIGKILL when a job is stopped."""
+    """Seconds between SIGTERM and SIGKILL when a job is stopped; at most an hour."""
     requeue_max_age: float = 3600.0
     """Jobs still queued when the daemon stopped run at its next start unless they waited longer than this
     (then they are recorded as expired); 0 means they always run."""
     runtimes: dict[str, RuntimePolicy] = Field(default_factory=dict)
 
+    @field_validator("max_concurrent", "max_queued", mode="before")
+    @classmethod
+    def _strict(cls, value: Any, info: ValidationInfo) -> Any:
+        return _strict_scalar(cls.model_fields, value, info)
+
     @field_validator("timeout", "max_timeout", "kill_grace", "requeue_max_age", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> float:
+    def _duration(cls, value: Any, info: ValidationInfo) -> float:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError("expected seconds as a number or a duration like '90s', '15m', '2h'")
-        return parse_duration(value)
+            raise ValueError(
+                f"expected a TOML number of seconds or a duration string, not {_toml(value)}; write "
+                f'{info.field_name} = 90 or {info.field_name} = "15m" ("90s", "2h", "1d", "1h30m")'
+            )
+        seconds = parse_duration(value)
+        if info.field_name == "kill_grace" and seconds > MAX_KILL_GRACE:
+            raise ValueError(
+                f'{_toml(value)} is longer than an hour, the longest grace; write kill_grace = "1h" or less'
+            )
+        return seconds
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_cap(cls, data: Any) -> Any:
+        # Without max_timeout, the cap is a week, or the file's own default timeout if that is longer:
+        # a site that writes `timeout = "30d"` and nothing else means jobs may run 30 days.
+        if not isinstance(data, dict) or "max_timeout" in data:
+            return data
+        timeout = data.get("timeout", 0)
+        try:
+            seconds = parse_duration(timeout) if isinstance(timeout, str | int | float) else 0.0
+        except ValueError:
+            seconds = 0.0
+        return {**data, "max_timeout": max(DEFAULT_MAX_TIMEOUT, seconds)}
 
     @field_validator("runtimes", mode="before")
     @classmethod
@@ -86,6 +173,8 @@ class Policy(BaseModel):
                 raise ValueError(
                     f"runtimes.{name}.kind: {runtime.kind or '(missing)'!r} is not one of {', '.join(sorted(GRAMMARS))}"
                 )
+            if runtime.home_bind != "none" and runtime.kind not in APPTAINER_KINDS:
+                raise ValueError(f"runtimes.{name}.home_bind: {_HOME_BIND_ELSEWHERE.get(runtime.kind, '')}")
             unknown = set(runtime.subcommands or ()) - set(grammar.subcommands)
             if unknown:
                 raise ValueError(
@@ -103,6 +192,16 @@ class Policy(BaseModel):
         return GRAMMARS[runtime.kind].subcommands
 
 
+_HOME_BIND_ELSEWHERE = {
+    "shifter": "shifter mounts the folders its udiRoot.conf lists (siteFs), the home folders among them, "
+    "whatever hostpipe asks; hostpipe counts HOME as a folder every shifter job can write. Leave home_bind out",
+    "docker": "docker binds no home folder by itself; a line binds a folder with -v under bind_roots. "
+    "Leave home_bind out",
+    "podman": "podman binds no home folder by itself; a line binds a folder with -v under bind_roots. "
+    "Leave home_bind out",
+}
+
+
 def builtin_policy() -> Policy:
     """The policy in force when no file exists: every known runtime, any image, the safe argument rules."""
     return Policy(runtimes={kind: {} for kind in ("docker", "podman", "apptainer", "singularity", "shifter")})
@@ -115,6 +214,9 @@ class LoadedPolicy:
     policy: Policy
     executables: Mapping[str, str | None]
     source: str
+    withheld: Mapping[str, str] = field(default_factory=dict)
+    """Runtimes the built-in policy names but does not run on this host, each with the reason (see
+    `hostpipe.core.writable`): their jobs could change what later jobs run with."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +230,8 @@ class Allowed:
     note: str | None = None
     container: ContainerHandle | None = None
     """How to reach a docker or podman job's container when the job is stopped."""
+    added: tuple[str, ...] = ()
+    """Words hostpipe added to the line, already in `argv` (apptainer's `--no-mount=home,cwd`)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +284,9 @@ def decide(request: Submit, loaded: LoadedPolicy, host: Host, daemon_env: Mappin
             )
         return Refused("program", f"{program!r} is not an allowed runtime (allowed: {allowed}){hint}", program)
     runtime = policy.runtimes[name]
+    withheld = loaded.withheld.get(name)
+    if withheld is not None:
+        return Refused("runtime-withheld", withheld, program)
     executable = loaded.executables.get(name)
     if executable is None:
         return Refused(
@@ -212,13 +319,22 @@ def decide(request: Submit, loaded: LoadedPolicy, host: Host, daemon_env: Mappin
         grammar.check(invocation, runtime, host)
     except ArgvRefused as refused:
         return Refused(refused.rule, refused.reason, refused.argument)
+    argv: tuple[str, ...] = (executable, *request.argv[1:])
+    added: tuple[str, ...] = ()
+    if runtime.kind in APPTAINER_KINDS:
+        try:
+            added = apptainer.job_words(invocation, runtime.home_bind, host.home)
+        except ArgvRefused as refused:
+            return Refused(refused.rule, refused.reason, refused.argument)
+        argv = apptainer.with_job_words(argv, added)
     timeout, note = job_timeout(request, policy)
     return Allowed(
         runtime=name,
-        argv=(executable, *request.argv[1:]),
+        argv=argv,
         env=job_env(runtime, daemon_env),
         timeout=timeout,
         image=image,
         note=note,
         container=container_handle(runtime.kind, invocation, request.argv),
+        added=added,
     )

@@ -40,6 +40,7 @@ from hostpipe.core.request import Cancel
 from hostpipe.daemon import systemd
 from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.executor import Executor, Job
+from hostpipe.daemon.exposure import guard
 from hostpipe.daemon.fifo import OpenPipe, held_lock, held_pipe, inherited_pipe, open_pipe
 from hostpipe.daemon.holder import hand_pipe_up
 from hostpipe.daemon.host import RealHost
@@ -170,7 +171,7 @@ class Server:
             policy=self.config.policy.absolute() if self.config.policy is not None else None,
         )
         os.chdir(self.expansions.home)
-        self.loaded = load_policy(self.config.policy, self.environ, required=self.config.policy_required)
+        self.loaded = self._guarded(load_policy(self.config.policy, self.environ, required=self.config.policy_required))
         self._warn_missing_runtimes()
         state_dir = self.config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -538,7 +539,7 @@ class Server:
         try:
             # Once a file is in force, its disappearance is an error, not a silent return to the built-in policy.
             required = self.config.policy_required or self.loaded.source != BUILTIN
-            loaded = load_policy(self.config.policy, self.environ, required=required)
+            loaded = self._guarded(load_policy(self.config.policy, self.environ, required=required))
         except PolicyError as error:
             log.error("policy_invalid", file=error.source, problems=error.problems, kept=self.loaded.source)
             return
@@ -562,7 +563,13 @@ class Server:
         self._reload_timer = None
         self.reload_policy("file changed")
 
+    def _guarded(self, loaded: LoadedPolicy) -> LoadedPolicy:
+        """No job may change what later jobs run with (hostpipe.daemon.exposure): refuse, or withhold runtimes."""
+        return guard(loaded, policy=self.config.policy, state_dir=self.config.state_dir, environ=self.environ)
+
     def _warn_missing_runtimes(self) -> None:
+        for name, reason in self.loaded.withheld.items():
+            log.warning("runtime_withheld", runtime=name, reason=reason)
         for name, path in self.loaded.executables.items():
             if path is None:
                 log.warning(

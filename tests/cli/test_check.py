@@ -1,23 +1,30 @@
 """`hostpipe check`: the daemon's decision for a line, printed without running anything.
 
-Every test runs the real CLI in a subprocess with HOME in a temporary folder (so `~` and the default policy
-location are known) and the stand-in runtimes first on PATH (so the policy resolves docker, podman,
-apptainer, singularity and shifter to absolute executables when it loads). The sample lines of
-tests/data/pipe-lines.txt are decided under the built-in policy and under their site's example policy; the
-table below is what the README's "What happens to the sample lines" shows.
+Every test runs the real CLI in a subprocess with HOME and the state folder in a folder of its own (so `~`
+and the default policy location are known) and the stand-in runtimes first on PATH (so the policy resolves
+docker, podman, apptainer, singularity and shifter to absolute executables when it loads). That folder lies
+outside /tmp and PATH holds only system folders besides the stand-ins, because apptainer and shifter jobs
+can write /tmp (and shifter's the home folder) and `check`, like the daemon, refuses a policy whose jobs
+could change what later jobs run with. The sample lines of tests/data/pipe-lines.txt are decided under the
+built-in policy and under their site's example policy.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import RUN_ROOT, SYSTEM_PATH
 
 TESTS = Path(__file__).resolve().parents[1]
 STANDINS = TESTS / "standins"
@@ -36,7 +43,6 @@ max_concurrent = 32
 subcommands = ["run"]
 images = ["godlovedc/*", "gurjyan/*", "jlabtsai/*", "ubuntu", "ubuntu:*", "stress:*"]
 allow_host_network = true
-read_only_roots = ["/proc"]
 bind_roots = ["~/data"]
 """
 """JIRIAF's Docker hosts ran docker (Table 1), so docker-host.toml does not name podman: a site allows
@@ -80,7 +86,14 @@ SAMPLES: tuple[Sample, ...] = (
     # Table 3: one line per site, unchanged.
     Sample("docker run godlovedc/lolcow:latest", ALLOWED, "docker-host", ALLOWED),
     Sample("apptainer run docker://sylabsio/lolcow:latest", ALLOWED, "apptainer-host", ALLOWED),
-    Sample("shifter --image=godlovedc/lolcow:latest --entrypoint", ALLOWED, "shifter-host", ALLOWED),
+    # shifter jobs can write the home folder, which holds the built-in policy's own file location: the
+    # built-in policy leaves shifter out.
+    Sample(
+        "shifter --image=godlovedc/lolcow:latest --entrypoint",
+        refused("runtime-withheld", "shifter"),
+        "shifter-host",
+        ALLOWED,
+    ),
     # Plain runtime lines.
     Sample("docker run ubuntu ls", ALLOWED, "docker-host", ALLOWED),
     Sample("docker run stress:v1.0", ALLOWED, "docker-host", ALLOWED),
@@ -96,8 +109,18 @@ SAMPLES: tuple[Sample, ...] = (
         "apptainer-host",
         ALLOWED,
     ),
-    Sample("shifter --image=docker:jlabtsai/stress:p1 --entrypoint", ALLOWED, "shifter-host", ALLOWED),
-    Sample("shifter --image=gurjyan/ersap:v0.2 -- /ersap/run-pipeline.sh", ALLOWED, "shifter-host", ALLOWED),
+    Sample(
+        "shifter --image=docker:jlabtsai/stress:p1 --entrypoint",
+        refused("runtime-withheld", "shifter"),
+        "shifter-host",
+        ALLOWED,
+    ),
+    Sample(
+        "shifter --image=gurjyan/ersap:v0.2 -- /ersap/run-pipeline.sh",
+        refused("runtime-withheld", "shifter"),
+        "shifter-host",
+        ALLOWED,
+    ),
     # Runtime lines with host access.
     Sample(
         "docker run -d --rm --name vd-ersap --network=host -e ERSAP_USER_DATA=/data "
@@ -106,18 +129,19 @@ SAMPLES: tuple[Sample, ...] = (
         "docker-host",
         ALLOWED,
     ),
-    # docker-host.toml opens /proc read-only: the exporter's line must bind it with `:ro` there.
+    # No example opens the host's /proc: through it one container reads another's environment and writes
+    # into its root filesystem, `:ro` or not. The process exporter's lines are refused at every site.
     Sample(
         "docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0",
         refused("host-network", "--net=host"),
         "docker-host",
-        refused("bind-read-write", "-v /proc:/host_proc"),
+        refused("bind-outside-roots", "-v /proc:/host_proc"),
     ),
     Sample(
         "apptainer run --bind /proc:/host_proc ~/process-exporter_pgid-go.sif",
         refused("bind-outside-roots", "--bind /proc:/host_proc"),
         "apptainer-host",
-        ALLOWED,
+        refused("bind-outside-roots", "--bind /proc:/host_proc"),
     ),
     Sample(
         "apptainer exec --env SLURM_CONF=$HOME/slurm.conf "
@@ -128,9 +152,9 @@ SAMPLES: tuple[Sample, ...] = (
     ),
     Sample(
         "shifter --image=jlabtsai/process-exporter:v1.0 -V /proc:/host_proc --entrypoint",
-        refused("bind-outside-roots", "-V /proc:/host_proc"),
+        refused("runtime-withheld", "shifter"),
         "shifter-host",
-        ALLOWED,
+        refused("bind-outside-roots", "-V /proc:/host_proc"),
     ),
     Sample(
         "podman run --name ersap -d --rm --network=host -e ERSAP_HOME=/ersap "
@@ -175,10 +199,12 @@ REFUSED_KEYS = {"line", "allowed", "pod", "rule", "argument", "reason"}
 
 
 def env_for(home: Path, path: str | None = None) -> dict[str, str]:
-    """The CLI's environment: HOME in the test's folder, stand-ins first on PATH, no HOSTPIPE_* or XDG_*."""
+    """The CLI's environment: HOME in the test's folder, the state folder beside it (outside HOME, which
+    shifter jobs can write), stand-ins first on a PATH of system folders, no other HOSTPIPE_* or XDG_*."""
     return {
-        "PATH": path if path is not None else f"{STANDINS}:{os.environ['PATH']}",
+        "PATH": path if path is not None else f"{STANDINS}:{SYSTEM_PATH}",
         "HOME": str(home),
+        "HOSTPIPE_STATE_DIR": str(home.parent / "state"),
         "USER": os.environ.get("USER", "root"),
         "LANG": "C.UTF-8",
         "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(EXAMPLES.parent)])),
@@ -218,8 +244,8 @@ def with_home(expect: Expect, home: Path) -> Expect:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    folder = tmp_path / "home"
+def home(daemon_root: Path) -> Path:
+    folder = daemon_root / "home"
     folder.mkdir()
     return folder
 
@@ -237,9 +263,18 @@ class SampleRun:
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+def sample_root() -> Iterator[Path]:
+    """A folder outside /tmp for the module's sample run (see `daemon_root` in conftest.py)."""
+    RUN_ROOT.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="hp", dir=RUN_ROOT))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sample_run(sample_root: Path) -> SampleRun:
     """Every sample line decided under the built-in policy and each site policy, one `check --file` each."""
-    root = tmp_path_factory.mktemp("samples")
+    root = sample_root
     home = root / "home"
     home.mkdir()
     podman = root / "podman-site.toml"
@@ -272,6 +307,16 @@ def test_allowed_line_prints_the_runtime_and_image_and_exits_0(env):
     )
 
 
+def test_allowed_apptainer_line_shows_the_words_hostpipe_adds(env):
+    """An apptainer line runs with --no-mount=home,cwd after its subcommand; check prints it and the argv."""
+    line = "apptainer exec docker://ubuntu ls"
+    text = run_check(env, line)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[-1] == "  hostpipe adds: --no-mount=home,cwd"
+    (entry,) = decisions(run_check(env, "--json", line))
+    assert entry["argv"] == [str(STANDINS / "apptainer"), "exec", "--no-mount=home,cwd", "docker://ubuntu", "ls"]
+
+
 @pytest.mark.parametrize(
     ("line", "rule", "argument"),
     [
@@ -280,7 +325,7 @@ def test_allowed_line_prints_the_runtime_and_image_and_exits_0(env):
         ("podman run -v=/etc:/host_etc ubuntu", "bind-outside-roots", "-v=/etc:/host_etc"),
         ("apptainer exec --bind /etc:/x docker://ubuntu ls", "bind-outside-roots", "--bind /etc:/x"),
         ("singularity run -f docker://ubuntu", "fakeroot", "-f"),
-        ("shifter --image=ubuntu --module=gpu", "module-not-allowed", "--module=gpu"),
+        ("shifter --image=ubuntu --module=gpu", "runtime-withheld", "shifter"),
         ("docker exec box ls", "subcommand", "exec"),
         ("nohup docker run ubuntu", "program", "nohup"),
     ],
@@ -347,6 +392,8 @@ CHECKED = [
     "apptainer run docker://ubuntu",
     "shifter --image=ubuntu --entrypoint   # a trailing comment belongs to the line",
 ]
+CHECKED_ALLOWED = [True, True, False]
+"""The built-in policy leaves shifter out: its jobs can write the home folder (see the sample table)."""
 
 
 def test_file_is_checked_line_by_line_skipping_comments_and_blank_lines(env, tmp_path):
@@ -354,8 +401,8 @@ def test_file_is_checked_line_by_line_skipping_comments_and_blank_lines(env, tmp
     listing = tmp_path / "lines.txt"
     listing.write_text(LINES_WITH_COMMENTS)
     result = run_check(env, "--json", "--file", str(listing))
-    assert result.returncode == 0
-    assert [(e["line"], e["allowed"]) for e in decisions(result)] == [(line, True) for line in CHECKED]
+    assert result.returncode == 1
+    assert [(e["line"], e["allowed"]) for e in decisions(result)] == list(zip(CHECKED, CHECKED_ALLOWED, strict=True))
 
 
 @pytest.mark.parametrize("args", [("--file", "-"), ()], ids=["file-dash", "no-argument"])
@@ -365,7 +412,7 @@ def test_lines_are_read_from_stdin(env, args):
     assert result.returncode == 1
     entries = decisions(result)
     assert [e["line"] for e in entries] == [*CHECKED, "docker run --privileged x"]
-    assert [e["allowed"] for e in entries] == [True, True, True, False]
+    assert [e["allowed"] for e in entries] == [*CHECKED_ALLOWED, False]
 
 
 def test_missing_line_file_is_a_usage_error_with_one_line(env, tmp_path):
@@ -486,13 +533,17 @@ def test_sample_table_covers_every_line_of_the_sample_file():
     assert sorted(table) == sorted(sample_file_lines())
 
 
-def test_table_3_lines_come_first_and_are_allowed_under_both_policies(sample_run):
-    """The three Table 3 lines head the sample file and run unchanged under built-in and site policies."""
+def test_table_3_lines_come_first_and_are_allowed_under_their_site_policies(sample_run):
+    """The three Table 3 lines head the sample file and run under their site's policy; the built-in policy
+    runs the docker and apptainer ones and leaves shifter out, saying that its jobs could write HOME."""
     table_3 = SAMPLES[:3]
     assert [sample.line for sample in table_3] == sample_file_lines()[:3]
     for sample in table_3:
-        assert sample_run.by_policy[BUILTIN][sample.line]["allowed"] is True
         assert sample_run.by_policy[sample.site][sample.line]["allowed"] is True
+    builtin = [sample_run.by_policy[BUILTIN][sample.line] for sample in table_3]
+    assert [entry["allowed"] for entry in builtin] == [True, True, False]
+    reason = builtin[2]["reason"]
+    assert f"shifter jobs can write {sample_run.home}" in reason and "--policy /etc/hostpipe/policy.toml" in reason
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.line[:50])
@@ -521,14 +572,21 @@ def test_shell_chained_sample_line_is_refused_alike_under_every_policy(sample_ru
 
 EXAMPLE_CASES: dict[str, list[tuple[str, Expect]]] = {
     "docker-host": [
-        ("docker run -d --rm --net=host -v /proc:/host_proc:ro jlabtsai/process-exporter:v1.0", ALLOWED),
+        ("docker run -d --rm --net=host gurjyan/ersap:v0.4", ALLOWED),
+        # The host's /proc is open in no spelling, read-only included.
+        (
+            "docker run -d --rm --net=host -v /proc:/host_proc:ro jlabtsai/process-exporter:v1.0",
+            refused("bind-outside-roots", "-v /proc:/host_proc:ro"),
+        ),
         (
             "docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0",
-            refused("bind-read-write", "-v /proc:/host_proc"),
+            refused("bind-outside-roots", "-v /proc:/host_proc"),
         ),
-        ("docker run --mount type=bind,src=/proc,dst=/host_proc,readonly ubuntu ls /host_proc", ALLOWED),
-        ("docker run -v /proc:/host_proc:rw ubuntu", refused("bind-read-write", "-v /proc:/host_proc:rw")),
-        ("docker run -v /proc/sys:/s ubuntu", refused("bind-read-write", "-v /proc/sys:/s")),
+        (
+            "docker run --mount type=bind,src=/proc,dst=/host_proc,readonly ubuntu ls /host_proc",
+            refused("bind-outside-roots", "--mount type=bind,src=/proc,dst=/host_proc,readonly"),
+        ),
+        ("docker run -v /proc/sys:/s ubuntu", refused("bind-outside-roots", "-v /proc/sys:/s")),
         ("docker run -v ~/data:/data ubuntu ls /data", refused("bind-outside-roots", "-v {home}/data:/data")),
         ("docker run -v /etc:/host_etc ubuntu", refused("bind-outside-roots", "-v /etc:/host_etc")),
         ("docker run ubuntuevil/miner", refused("image", "ubuntuevil/miner")),
@@ -538,8 +596,23 @@ EXAMPLE_CASES: dict[str, list[tuple[str, Expect]]] = {
         ("podman run --network=host ubuntu", refused("program", "podman")),  # "for docker only"
     ],
     "apptainer-host": [
-        ("apptainer run --bind /proc:/host_proc ~/process-exporter_pgid-go.sif", ALLOWED),
-        ("apptainer exec --bind ~/data:/data docker://ubuntu ls /data", ALLOWED),
+        ("apptainer exec lolcow_latest.sif cowsay moo", ALLOWED),
+        (
+            "apptainer exec --env SLURM_CONF=$HOME/slurm.conf "
+            "--bind /run/munge/munge.socket.2:/run/munge/munge.socket.2 fw-agent_main.sif bash",
+            ALLOWED,
+        ),
+        (
+            "apptainer run --bind /proc:/host_proc:ro ~/process-exporter_pgid-go.sif",
+            refused("bind-outside-roots", "--bind /proc:/host_proc:ro"),
+        ),
+        # HOME is open read-only: to bind what lies in it and to run the images there, never to write.
+        ("apptainer exec --bind ~/data:/data:ro docker://ubuntu ls /data", ALLOWED),
+        (
+            "apptainer exec --bind ~/data:/data docker://ubuntu ls /data",
+            refused("bind-read-write", "--bind {home}/data:/data"),
+        ),
+        ("apptainer run --writable lolcow_latest.sif", refused("writable", "--writable")),
         ("apptainer run --bind /etc:/e docker://ubuntu", refused("bind-outside-roots", "--bind /etc:/e")),
         ("apptainer run /srv/images/lolcow.sif", refused("image-outside-roots", "/srv/images/lolcow.sif")),
         ("apptainer run --fakeroot docker://ubuntu", refused("fakeroot", "--fakeroot")),
@@ -547,7 +620,15 @@ EXAMPLE_CASES: dict[str, list[tuple[str, Expect]]] = {
         ("singularity run docker://ubuntu", refused("program", "singularity")),
     ],
     "shifter-host": [
-        ("shifter --image=jlabtsai/process-exporter:v1.0 -V /proc:/host_proc --entrypoint", ALLOWED),
+        ("shifter --image=gurjyan/ersap:v0.2 -- /ersap/run-pipeline.sh", ALLOWED),
+        (
+            "shifter --image=jlabtsai/process-exporter:v1.0 -V /proc:/host_proc:ro --entrypoint",
+            refused("bind-outside-roots", "-V /proc:/host_proc:ro"),
+        ),
+        (
+            "shifter --image=ubuntu -V /x:/cache:perNodeCache=size=100T --entrypoint",
+            refused("per-node-cache", "-V /x:/cache:perNodeCache=size=100T"),
+        ),
         (
             "shifter --image=ubuntu -V /global/cfs:/data --entrypoint",
             refused("bind-outside-roots", "-V /global/cfs:/data"),
@@ -579,19 +660,18 @@ def test_example_policy_loads_and_decides_as_its_comment_says(env, home, example
     assert [observed(entry) for entry in entries] == [with_home(expect, home) for _, expect in cases]
 
 
-def test_exporter_line_under_docker_host_is_told_to_bind_proc_read_only(env):
-    """The exporter's docker line without `:ro` is refused with a reason naming `:ro` and bind_roots."""
-    line = "docker run -d --rm --net=host -v /proc:/host_proc jlabtsai/process-exporter:v1.0"
-    result = run_check(env, "--json", "--policy", str(EXAMPLES / "docker-host.toml"), line)
-    assert result.returncode == 1
-    (entry,) = decisions(result)
-    assert (entry["rule"], entry["argument"]) == ("bind-read-write", "-v /proc:/host_proc")
-    assert ":ro" in entry["reason"] and "bind_roots" in entry["reason"] and "read_only_roots" in entry["reason"]
-    fixed = run_check(
-        env, "--json", "--policy", str(EXAMPLES / "docker-host.toml"), line.replace("host_proc", "host_proc:ro")
-    )
-    assert fixed.returncode == 0
-    assert decisions(fixed)[0]["allowed"] is True
+def test_exporter_line_runs_only_where_a_site_adds_proc_itself_and_then_only_read_only(env, tmp_path):
+    """No example opens /proc; a site that adds it to read_only_roots gets the exporter's `:ro` line only."""
+    line = "docker run -d --rm --net=host -v /proc:/host_proc:ro jlabtsai/process-exporter:v1.0"
+    shipped = run_check(env, "--json", "--policy", str(EXAMPLES / "docker-host.toml"), line)
+    (entry,) = decisions(shipped)
+    assert (entry["rule"], entry["argument"]) == ("bind-outside-roots", "-v /proc:/host_proc:ro")
+    site = tmp_path / "exporter-site.toml"
+    site.write_text((EXAMPLES / "docker-host.toml").read_text() + 'read_only_roots = ["/proc"]\n')
+    result = run_check(env, "--json", "--policy", str(site), line, line.replace(":ro", ""))
+    read_only, read_write = decisions(result)
+    assert read_only["allowed"] is True
+    assert (read_write["rule"], read_write["argument"]) == ("bind-read-write", "-v /proc:/host_proc")
 
 
 def test_local_image_is_judged_by_where_it_resolves_not_whether_it_exists(env, home, tmp_path):
@@ -621,10 +701,12 @@ allow_ports = true
 [runtimes.apptainer]
 allow_options = ["--fakeroot"]
 allow_devices = true
-
+"""
+RELAXED_SHIFTER = """\
 [runtimes.shifter]
 modules = ["gpu", "mpich"]
 """
+"""shifter in a policy of its own: its jobs can write the home folder, which holds docker's configuration."""
 RELAXED_CASES: list[tuple[str, Expect]] = [
     ("docker run --privileged=true ubuntu", ALLOWED),
     ("docker run --cap-add=SYS_PTRACE ubuntu", ALLOWED),
@@ -637,14 +719,20 @@ RELAXED_CASES: list[tuple[str, Expect]] = [
 ]
 
 
-def test_relaxations_allow_what_they_name_in_any_spelling_and_nothing_more(env, tmp_path):
+def test_relaxations_allow_what_they_name_in_any_spelling_and_nothing_more(env, home):
     """allow_options takes canonical names and covers every spelling; each knob opens only its own door."""
-    policy = tmp_path / "relaxed.toml"
+    # Beside HOME, not under /tmp: apptainer and shifter jobs can write /tmp, and a policy there is refused.
+    policy = home.parent / "relaxed.toml"
     policy.write_text(RELAXED_POLICY)
+    shifter = home.parent / "relaxed-shifter.toml"
+    shifter.write_text(RELAXED_SHIFTER)
     lines = [line for line, _ in RELAXED_CASES]
     builtin = decisions(run_check(env, "--json", *lines))
     assert [entry["allowed"] for entry in builtin] == [False] * len(lines)
-    relaxed = decisions(run_check(env, "--json", "--policy", str(policy), *lines))
+    relaxed = [
+        *decisions(run_check(env, "--json", "--policy", str(policy), *lines[:-2])),
+        *decisions(run_check(env, "--json", "--policy", str(shifter), *lines[-2:])),
+    ]
     assert [observed(entry) for entry in relaxed] == [expect for _, expect in RELAXED_CASES]
 
 

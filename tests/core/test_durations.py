@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostpipe.core.durations import parse_duration
+from hostpipe.core.durations import LONGEST, parse_duration
 
 ACCEPTED = [
     # A bare number is seconds, whether TOML gives an int, a float or the line gives a string.
@@ -33,6 +33,10 @@ ACCEPTED = [
     ("2m0.5s", 120.5),
     # Surrounding whitespace from a hand-edited file is not a different duration.
     (" 15m ", 900.0),
+    # The longest duration, in any spelling.
+    ("366d", 366 * 86400.0),
+    (366 * 86400, 366 * 86400.0),
+    ("8784h", 366 * 86400.0),
 ]
 
 REFUSED = [
@@ -50,6 +54,15 @@ REFUSED = [
     (10**400, "too large"),
     ("1e400s", "too large"),
     ("9" * 400, "too large"),
+    # Finite but past anything a timer can keep: the event loop's clock, epoll and thread locks all give up
+    # long before 1e308 seconds, so a duration is at most 366 days.
+    (1e308, "longer than 366 days"),
+    ("1e308", "longer than 366 days"),
+    ("1e20s", "longer than 366 days"),
+    (10**18, "longer than 366 days"),
+    ("367d", "longer than 366 days"),
+    ("366d1s", "longer than 366 days"),
+    ("8785h", "longer than 366 days"),
     # Nothing, or words.
     ("", "empty"),
     ("   ", "empty"),
@@ -94,11 +107,20 @@ def test_negative_zero_reads_as_plain_zero() -> None:
 
 
 @settings(max_examples=200)
-@given(st.floats(min_value=0, allow_nan=False, allow_infinity=False))
-def test_any_finite_non_negative_number_is_its_own_seconds(value: float) -> None:
+@given(st.floats(min_value=0, max_value=LONGEST, allow_nan=False, allow_infinity=False))
+def test_any_number_up_to_the_longest_is_its_own_seconds(value: float) -> None:
     """A number and its written form both read back as exactly that number of seconds."""
     assert parse_duration(value) == value
     assert parse_duration(repr(value)) == value
+
+
+@settings(max_examples=200)
+@given(st.floats(min_value=LONGEST, exclude_min=True, allow_nan=False, allow_infinity=False))
+def test_any_number_past_the_longest_is_refused(value: float) -> None:
+    """Every finite duration longer than 366 days is refused, as a number and written out."""
+    for written in (value, repr(value)):
+        with pytest.raises(ValueError, match="longer than 366 days"):
+            parse_duration(written)
 
 
 @settings(max_examples=200)
@@ -107,9 +129,13 @@ def test_any_finite_non_negative_number_is_its_own_seconds(value: float) -> None
     st.sampled_from([("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]),
 )
 def test_a_whole_number_with_a_unit_is_that_many_units(amount: int, unit: tuple[str, int]) -> None:
-    """N followed by a unit suffix is N times that unit in seconds."""
+    """N followed by a unit suffix is N times that unit in seconds, up to the longest duration."""
     suffix, factor = unit
-    assert parse_duration(f"{amount}{suffix}") == amount * factor
+    if amount * factor > LONGEST:
+        with pytest.raises(ValueError, match="longer than 366 days"):
+            parse_duration(f"{amount}{suffix}")
+    else:
+        assert parse_duration(f"{amount}{suffix}") == amount * factor
 
 
 @settings(max_examples=300)
@@ -121,4 +147,4 @@ def test_any_text_either_reads_or_raises_value_error(text: str) -> None:
     except ValueError:
         return
     assert math.isfinite(seconds)
-    assert seconds >= 0
+    assert 0 <= seconds <= LONGEST

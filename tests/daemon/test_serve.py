@@ -20,22 +20,33 @@ TABLE_3 = [
 ]
 
 
-def test_table_3_lines_run_unchanged(make_daemon):
+SITE_POLICIES = {
+    "docker": "[runtimes.docker]\n",
+    "apptainer": "[runtimes.apptainer]\n",
+    "shifter": "[runtimes.shifter]\n",
+}
+"""One site per runtime, as JIRIAF ran them: shifter jobs can write the home folder, where the docker
+client's configuration lies, so one daemon must not run both."""
+
+
+def test_table_3_lines_run_unchanged(make_daemon, daemon_root):
     """The three lines JIRIAF sites used run as written, each recorded as succeeded with its output logged."""
-    daemon: Daemon = make_daemon()
     assert len(TABLE_3) == 3
     for line in TABLE_3:
+        runtime = line.split()[0]
+        daemon: Daemon = make_daemon(SITE_POLICIES[runtime], root=daemon_root / runtime)
         daemon.write(line + "\n")
-    records = daemon.wait_records(3)
-    assert [r["state"] for r in records] == ["succeeded"] * 3
-    assert [r["exit_code"] for r in records] == [0, 0, 0]
-    for record, line in zip(records, TABLE_3, strict=True):
-        assert record["line"] == line
+        (record,) = daemon.wait_records(1)
+        assert (record["state"], record["exit_code"], record["line"]) == ("succeeded", 0, line)
         ran = Path(record["log"]).read_text().split()
-        # docker gets one word more: the --cidfile through which hostpipe can stop the container.
-        added = [w for w in ran if w.startswith("--cidfile=")]
-        assert [w for w in ran if w not in added] == line.split()
-        assert len(added) == (1 if line.startswith("docker") else 0)
+        # docker gets one word more, the --cidfile through which hostpipe can stop the container; apptainer
+        # gets --no-mount=home,cwd after the subcommand, so that the job cannot write the daemon's HOME.
+        added = {"docker": [w for w in ran if w.startswith("--cidfile=")], "apptainer": ["--no-mount=home,cwd"]}
+        assert [w for w in ran if w not in added.get(runtime, [])] == line.split()
+        assert len(added.get(runtime, [])) == (0 if runtime == "shifter" else 1)
+        if runtime == "apptainer":
+            assert ran[:3] == ["apptainer", "run", "--no-mount=home,cwd"]
+        assert daemon.stop() == 0
 
 
 def test_line_without_final_newline_is_refused_on_its_own(make_daemon):

@@ -9,7 +9,10 @@ positional word, the image; everything after it goes to the container untouched,
 (`apptainer run x.sif -- cmd` runs the runscript with `-- cmd`).
 
 The option tables hold every option apptainer 1.x accepts for `run` and `exec` (`--boot` too, which older
-releases and singularity accepted); anything else is refused. The rules refuse, unless a site relaxes them:
+releases and singularity accepted); anything else is refused. The program named `singularity` may be
+apptainer or SingularityCE, whose pflag types differ (`apptainer_values`): each value is read as every
+program that may run the line reads it, and refused when they would read it differently. The rules refuse,
+unless a site relaxes them:
 
 - host paths outside `bind_roots`: `-B/--bind` and `--mount` sources, the `-H/--home` source, `-o/--overlay`
   images, `--containlibs`, `-W/--workdir` ("bind-outside-roots"); files apptainer itself reads or writes on
@@ -23,7 +26,9 @@ releases and singularity accepted); anything else is refused. The rules refuse, 
 - options that need root, change the host or reach past the container: `-f/--fakeroot`, `-w/--writable`,
   `--keep-privs`, `--allow-setuid`, `--boot`, `--fusemount`, `--oom-kill-disable`, `--sharens`, the
   `--ignore-*` fakeroot knobs, `--cdi-dirs`, `--docker-host`, and the global `-c/--config` and
-  `--build-config`; a site lists the option in `allow_options`;
+  `--build-config`; the cgroup options that raise a job's claim on the host against every other process
+  (`--cpu-shares`, `--blkio-weight`, `--blkio-weight-device`, `--memory-reservation`); a site lists the
+  option in `allow_options`;
 - devices (`--nv`, `--nvccli`, `--rocm`, `--intel-hpu`, `--device`) unless `allow_devices`; `--add-caps`
   beyond `allow_capabilities`; `--security` profiles unless `allow_unconfined` (`uid:`/`gid:` only through
   `allow_options`); `--netns-path` unless `allow_host_namespaces`; `--network-args` port maps unless
@@ -31,24 +36,37 @@ releases and singularity accepted); anything else is refused. The rules refuse, 
 - images read from the host's Docker engine (`docker-daemon:`) or joining a running instance
   (`instance://`).
 
-Options that only add isolation or tune the container (`--contain`, `--containall`, `--userns`, `--net`,
-`--network`, `--writable-tmpfs`, `--no-privs`, `--drop-caps`, `--env`, cgroup limits, ...) are allowed.
-Without `--net` apptainer shares the host's network, as any host process does; there is no host network to
-ask for, so `allow_host_network` does not apply, and which networks `--network` may bring up is the site's
-apptainer.conf decision.
+Options that only add isolation or limit the container (`--contain`, `--containall`, `--userns`, `--net`,
+`--network`, `--writable-tmpfs`, `--no-privs`, `--drop-caps`, `--env`, `--memory`, `--cpus`,
+`--pids-limit`, ...) are allowed. Without `--net` apptainer shares the host's network, as any host process
+does; there is no host network to ask for, so `allow_host_network` does not apply, and which networks
+`--network` may bring up is the site's apptainer.conf decision.
 
-Relative paths, a relative local image among them, are relative to the job's working directory, which is the
-daemon user's HOME. apptainer also binds that HOME and the site's own bind paths by default, and reads options
-from APPTAINER_*/SINGULARITY_* environment variables; those reach it only through a policy's `pass_env` or
-`env`, and `bind_roots` governs only what the argv adds.
+By default apptainer binds the user's home folder and the working folder into every container, read-write,
+and `--no-home` does not apply when the working folder is the home folder, as it is for hostpipe's jobs. So
+hostpipe adds `--no-mount=home,cwd` right after the subcommand of every line (`job_words`): a job sees
+neither the daemon user's HOME nor its working folder. A site that needs the home folder in its containers
+says so with the runtime's `home_bind`: "read-only" adds `--bind=HOME:HOME:ro` instead, "read-write" leaves
+apptainer's own home bind. A line with its own `-H/--home` (under a bind root) keeps it: only `cwd` is left
+out. `--no-mount` reads `home` and `cwd` in apptainer 1.0 and later and in SingularityCE 3.7 and later (both
+in native and OCI mode); older releases reject the option and the job fails, binding nothing. Relative paths,
+a relative local image among them, stay relative to the job's working folder, the daemon user's HOME:
+apptainer opens the image on the host before it builds the container, so leaving the working folder out of
+the container does not change which file a relative path names.
+
+apptainer still binds the host's /tmp, /var/tmp and /dev (so /dev/shm), and the site's own `bind path`
+entries of apptainer.conf, and reads options from APPTAINER_*/SINGULARITY_* environment variables; those
+reach it only through a policy's `pass_env` or `env`, and `bind_roots` governs only what the argv adds.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hostpipe.core.runtimes.apptainer_values import values
 from hostpipe.core.runtimes.base import (
     ArgumentRules,
     ArgvRefused,
@@ -192,6 +210,12 @@ _NAMED: dict[str, str] = {
     "--docker-host": "talks to a Docker engine",
     "--config": "replaces the site's apptainer.conf",
     "--build-config": "switches to the configuration apptainer uses for building",
+    # A cgroup weight or a memory reservation is a claim against every other process on the host, other
+    # pods' jobs and the daemon among them; the limits (--memory, --cpus, --pids-limit) only bound the job.
+    "--cpu-shares": "raises the job's share of CPU time against every other process on the host",
+    "--blkio-weight": "raises the job's share of disk I/O against every other process on the host",
+    "--blkio-weight-device": "raises the job's share of a host disk's I/O against every other process",
+    "--memory-reservation": "reserves memory for the job that the kernel then reclaims from other processes",
 }
 """Options refused whatever their value (a boolean: when true) unless listed in `allow_options`."""
 
@@ -235,20 +259,22 @@ def _bind_read_only_fix(parts: list[str], options: list[str]) -> str | None:
     return "add :ro (without rw) to bind it read-only"
 
 
-def bind_paths(option: Option) -> tuple[HostPath, ...]:
+def bind_paths(option: Option, kind: str = "apptainer") -> tuple[HostPath, ...]:
     """The host paths one `-B/--bind` value binds: `src[:dst[:opts]]`, several joined by `,`.
 
-    apptainer's own reader treats backslashes, `^`, spaces and stray options in ways that are easy to misread,
-    so only the plain form is read: no empty parts, no escapes, and `ro`/`rw`/`image-src=`/`id=` after a
-    comma only where they extend a preceding `src:dst:opts`, whose options they join.
+    The value is first read as every program that may run a line of `kind` reads it (SingularityCE's
+    `--bind` is a CSV list, apptainer's is not). apptainer's own reader treats backslashes, `^`, spaces,
+    quotes and stray options in ways that are easy to misread, so only the plain form is read: no empty
+    parts, no escapes, no quotes, and `ro`/`rw`/`image-src=`/`id=` after a comma only where they extend a
+    preceding `src:dst:opts`, whose options they join.
     """
-    value = option.value or ""
-    if not value or any(ch in "\\^" or ch.isspace() or not ch.isprintable() for ch in value):
+    (value,) = values(option, kind)
+    if not value or any(ch in '\\^"' or ch.isspace() or not ch.isprintable() for ch in value):
         raise _refuse_value(
             "bad-bind",
             option,
             f"hostpipe reads only plain bind specifications (src[:dst[:opts]], comma separated, without "
-            f"spaces, backslashes or '^'); {value!r} is not one",
+            f"spaces, quotes, backslashes or '^'); {value!r} is not one",
         )
     specs: list[tuple[list[str], list[str]]] = []
     previous_parts = 0
@@ -314,14 +340,14 @@ def mount_paths(option: Option) -> tuple[HostPath, ...]:
     return tuple(HostPath(source, fix) for source in sources)
 
 
-def _list_items(option: Option) -> tuple[str, ...]:
-    # pflag reads these as CSV: quotes could hide commas and a line break would drop what follows it.
+def _comma_items(option: Option) -> tuple[str, ...]:
+    """The items of a plain string that apptainer splits at commas itself (`--add-caps`)."""
     value = option.value or ""
     if any(ch in '"\r\n' for ch in value):
         raise _refuse_value(
             "bad-value",
             option,
-            f"{option.name} takes a comma-separated list; hostpipe reads it without CSV quotes or line breaks",
+            f"{option.name} takes a comma-separated list; hostpipe reads it without quotes or line breaks",
         )
     return tuple(value.split(","))
 
@@ -334,13 +360,13 @@ def home_source(option: Option) -> str:
     return parts[0]
 
 
-def overlay_paths(option: Option) -> tuple[HostPath, ...]:
+def overlay_paths(option: Option, kind: str = "apptainer") -> tuple[HostPath, ...]:
     """The host images or folders one `-o/--overlay` value layers over the container (`path[:ro|rw]`).
 
     An overlay without `:ro` is the container's writable layer.
     """
     paths: list[HostPath] = []
-    for item in _list_items(option):
+    for item in values(option, kind):
         path, colon, mode = item.partition(":")
         if not path or (colon and mode not in ("ro", "rw")):
             raise _refuse_value("bad-overlay", option, f"the overlay {item!r} is not path, path:ro or path:rw")
@@ -348,8 +374,8 @@ def overlay_paths(option: Option) -> tuple[HostPath, ...]:
     return tuple(paths)
 
 
-def _path_list(option: Option) -> tuple[str, ...]:
-    items = _list_items(option)
+def _path_list(option: Option, kind: str) -> tuple[str, ...]:
+    items = values(option, kind)
     if "" in items:
         raise _refuse_value("bad-value", option, f"{option.name} holds an empty path")
     return items
@@ -364,21 +390,21 @@ _NEEDS_BIND_ROOT: dict[str, str] = {
 """Host-path options that are never read-only uses, and why."""
 
 
-def _host_paths(option: Option) -> tuple[HostPath, ...]:
+def _host_paths(option: Option, kind: str) -> tuple[HostPath, ...]:
     """The host paths an option names, by what its value means to apptainer, and how it uses them."""
-    readers: dict[str, Callable[[Option], tuple[HostPath, ...]]] = {
+    readers: dict[str, Callable[[Option, str], tuple[HostPath, ...]]] = {
         "--bind": bind_paths,
-        "--mount": mount_paths,
+        "--mount": lambda option, _kind: mount_paths(option),
         "--overlay": overlay_paths,
     }
     reader = readers.get(option.name)
     if reader is not None:
-        return reader(option)
+        return reader(option, kind)
     fix = _NEEDS_BIND_ROOT.get(option.name)
     if option.name == "--home":
         return (HostPath(home_source(option), fix),)
     if option.name in ("--containlibs", "--env-file"):
-        return tuple(HostPath(path, fix) for path in _path_list(option))
+        return tuple(HostPath(path, fix) for path in _path_list(option, kind))
     if not option.value:
         raise _refuse_value("bad-value", option, f"{option.name} needs a non-empty path")
     return (HostPath(option.value, fix),)
@@ -465,7 +491,7 @@ def _parse(words: tuple[str, ...], kind: str) -> Invocation:
     _check_image_syntax(image, kind)
     for option in options:
         if option.name in _HOST_PATH_OPTIONS:
-            _host_paths(option)
+            _host_paths(option, kind)
     return Invocation(
         kind=kind,
         global_options=global_options,
@@ -499,8 +525,16 @@ class _Context:
     def refuse(self, rule: str, option: Option, what: str, relax: str) -> ArgvRefused:
         return ArgvRefused(rule, option.spelling, f"{option.name} {what}; {relax}")
 
+    def allow_with(self, *settings: str) -> str:
+        """How a site relaxes the refusal, as the TOML lines of the runtime's table."""
+        return f"a site can allow it with {' or '.join(settings)} in [runtimes.{self.kind}]"
+
     def by_name(self, option: Option) -> str:
-        return f"a site can list {option.name} in allow_options for {self.kind}"
+        return self.allow_with(_allow_options(option))
+
+
+def _allow_options(option: Option) -> str:
+    return f'allow_options = ["{option.name}"]'
 
 
 def _capability(name: str) -> str:
@@ -510,18 +544,18 @@ def _capability(name: str) -> str:
 
 def _check_add_caps(option: Option, ctx: _Context) -> None:
     allowed = {_capability(cap) for cap in ctx.rules.allow_capabilities}
-    for cap in _list_items(option):
+    for cap in _comma_items(option):
         if cap.strip() and _capability(cap) not in allowed:
             raise ctx.refuse(
                 "add-caps",
                 option,
                 f"adds the capability {_capability(cap)}",
-                f"a site can list it in allow_capabilities (or {option.name} in allow_options) for {ctx.kind}",
+                ctx.allow_with(f'allow_capabilities = ["{_capability(cap)}"]', _allow_options(option)),
             )
 
 
 def _check_security(option: Option, ctx: _Context) -> None:
-    for item in _list_items(option):
+    for item in values(option, ctx.kind):
         kind = item.partition(":")[0]
         if kind in ("seccomp", "apparmor", "selinux"):
             if not ctx.rules.allow_unconfined:
@@ -529,21 +563,21 @@ def _check_security(option: Option, ctx: _Context) -> None:
                     "security",
                     option,
                     f"replaces the container's {kind} profile",
-                    f"a site can set allow_unconfined (or list {option.name} in allow_options) for {ctx.kind}",
+                    ctx.allow_with("allow_unconfined = true", _allow_options(option)),
                 )
         elif item:
             raise ctx.refuse("security", option, f"sets {item!r}, which needs root", ctx.by_name(option))
 
 
 def _check_network_args(option: Option, ctx: _Context) -> None:
-    for item in _list_items(option):
+    for item in values(option, ctx.kind):
         if item.startswith("portmap="):
             if not ctx.rules.allow_ports:
                 raise ctx.refuse(
                     "ports",
                     option,
                     f"publishes container ports on the host ({item})",
-                    f"a site can set allow_ports (or list {option.name} in allow_options) for {ctx.kind}",
+                    ctx.allow_with("allow_ports = true", _allow_options(option)),
                 )
         elif item:
             raise ctx.refuse("network-args", option, f"passes {item!r} to the host's CNI plugins", ctx.by_name(option))
@@ -553,7 +587,7 @@ def _check_host_paths(option: Option, ctx: _Context) -> None:
     bind = option.name in _BIND_OPTIONS
     rule = "bind-outside-roots" if bind else "path-outside-roots"
     verb = "makes the host path" if bind else "has apptainer use the host path"
-    for host_path in _host_paths(option):
+    for host_path in _host_paths(option, ctx.kind):
         path, fix = host_path.path, host_path.read_only_fix
         access = ctx.roots.access(path, ctx.host)
         if access is None:
@@ -563,7 +597,7 @@ def _check_host_paths(option: Option, ctx: _Context) -> None:
                 option,
                 f"{verb} {path!r}{' visible in the container' if bind else ''}, "
                 f"which is not under any root ({describe_roots(ctx.rules)})",
-                f"a site can add its folder to {widen} for {ctx.kind}",
+                f"a site can add its folder to {widen} in [runtimes.{ctx.kind}]",
             )
         if access == "read-write" or fix is None:
             continue
@@ -574,7 +608,7 @@ def _check_host_paths(option: Option, ctx: _Context) -> None:
             option,
             f"{verb} {path!r}, which lies under a read-only root, not a bind root ({describe_roots(ctx.rules)}), "
             f"and {fix}",
-            f"a site can add its folder to bind_roots for {ctx.kind}",
+            f"a site can add its folder to bind_roots in [runtimes.{ctx.kind}]",
         )
 
 
@@ -591,14 +625,14 @@ def _check_option(option: Option, ctx: _Context) -> None:
             "devices",
             option,
             "gives the container host devices",
-            f"a site can set allow_devices (or list {option.name} in allow_options) for {ctx.kind}",
+            ctx.allow_with("allow_devices = true", _allow_options(option)),
         )
     if option.name == "--netns-path" and not ctx.rules.allow_host_namespaces:
         raise ctx.refuse(
             "netns-path",
             option,
             "joins an existing network namespace on the host",
-            f"a site can set allow_host_namespaces (or list {option.name} in allow_options) for {ctx.kind}",
+            ctx.allow_with("allow_host_namespaces = true", _allow_options(option)),
         )
     if option.name == "--add-caps":
         _check_add_caps(option, ctx)
@@ -633,7 +667,7 @@ def _check_image(invocation: Invocation, ctx: _Context) -> None:
                 image,
                 f"the local image {path!r} is not under any root ({describe_roots(ctx.rules)}; a relative "
                 f"path is relative to the daemon user's HOME); a site can add its folder to bind_roots or "
-                f"read_only_roots for {ctx.kind}",
+                f"read_only_roots in [runtimes.{ctx.kind}]",
             )
         if access == "read-only" and writable:
             doing = "--writable writes into the local image"
@@ -650,3 +684,38 @@ def check(invocation: Invocation, rules: ArgumentRules, host: Host) -> None:
 
 GRAMMAR = Grammar(kind="apptainer", parse=parse, check=check, subcommands=SUBCOMMANDS)
 SINGULARITY = Grammar(kind="singularity", parse=parse_singularity, check=check, subcommands=SUBCOMMANDS)
+
+
+HOME_BINDS = ("none", "read-only", "read-write")
+"""What a runtime's `home_bind` may say: no home folder in the container, HOME read-only, or apptainer's own
+read-write home bind."""
+
+_PLAIN_PATH = re.compile(r"/[^,:\s\\^\"]*")
+
+
+def job_words(invocation: Invocation, home_bind: str, home: str) -> tuple[str, ...]:
+    """The words hostpipe adds right after the subcommand of an allowed line (see the module docstring).
+
+    `home` is the daemon user's HOME, the jobs' working folder. Raises ArgvRefused when `home_bind` is
+    "read-only" and HOME cannot be written as a bind specification.
+    """
+    if home_bind == "read-write" or any(option.name == "--home" for option in invocation.options):
+        return ("--no-mount=cwd",)
+    if home_bind != "read-only":
+        return ("--no-mount=home,cwd",)
+    if not _PLAIN_PATH.fullmatch(home) or not home.isprintable():
+        raise ArgvRefused(
+            "home-bind",
+            home,
+            f'home_bind = "read-only" binds HOME with --bind=HOME:HOME:ro, and {home!r} cannot be written '
+            "as a bind specification (an absolute path without commas, colons, spaces, quotes, backslashes "
+            "or '^'); give the daemon another HOME, or set home_bind to \"none\"",
+        )
+    return ("--no-mount=home,cwd", f"--bind={home}:{home}:ro")
+
+
+def with_job_words(argv: tuple[str, ...], words: tuple[str, ...]) -> tuple[str, ...]:
+    """`argv` (program, global options, subcommand, ...) with `words` right after the subcommand."""
+    _, rest = read_flags(argv[1:], GLOBAL_OPTIONS, interspersed=False)
+    at = len(argv) - len(rest) + 1
+    return (*argv[:at], *words, *argv[at:])

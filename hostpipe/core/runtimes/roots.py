@@ -82,7 +82,8 @@ def _resolved(written: tuple[str, ...], host: Host) -> tuple[str, ...]:
     return tuple(roots)
 
 
-def _inside(path: str, root: str) -> bool:
+def inside(path: str, root: str) -> bool:
+    """True when `path` is `root` or lies under it (both absolute and clean)."""
     return root in ("/", path) or path.startswith(root.rstrip("/") + "/")
 
 
@@ -97,7 +98,7 @@ def host_path_under_roots(path: str, roots: tuple[str, ...], host: Host) -> bool
     absolute = _absolute(path, host.home)
     for candidate in (absolute, _clean(absolute)):
         resolved = _resolve(candidate, host)
-        if resolved is None or not any(_inside(resolved, root) for root in roots):
+        if resolved is None or not any(inside(resolved, root) for root in roots):
             return False
     return True
 

@@ -14,16 +14,24 @@ image and paths a rule judges are the ones shifter uses.
 
 Rules: every host path given with `-V/--volume` must lie under the runtime's `bind_roots`, or under its
 `read_only_roots` when the volume carries shifter's read-only flag (`ro`, in any case, and no
-`perNodeCache`); a `local:` image, which shifter only reads, may lie under either. `-m/--module` may name
-only the modules listed in `modules` (or `none`). `--env-file` and `--workdir` are read after shifter has
-entered the image, so they name paths in the container, not on the host. shifter also reads SHIFTER_IMAGE,
-SHIFTER_VOLUME and SHIFTER_MODULE from its environment; those reach it only through a policy's `pass_env` or
-`env`.
+`perNodeCache`); a `local:` image, which shifter only reads, may lie under either. A `perNodeCache` volume
+makes shifter create a file of the size the line asks for on the node's disk (its `perNodeCacheSizeLimit`
+setting is read but never enforced), so it is refused unless a site lists `perNodeCache` in `allow_options`.
+`-m/--module` may name only the modules listed in `modules` (or `none`). `--env-file` and `--workdir` are
+read after shifter has entered the image, so they name paths in the container, not on the host. shifter
+also reads SHIFTER_IMAGE, SHIFTER_VOLUME and SHIFTER_MODULE from its environment; those reach it only
+through a policy's `pass_env` or `env`.
+
+What no line can change: shifter mounts the site's file systems (udiRoot.conf `siteFs`, the home folders
+among them) and the host's /tmp and /var/tmp into every container, read-write, and a job cannot opt out.
+hostpipe therefore counts the daemon user's HOME, /tmp and /var/tmp as folders every shifter job can write
+(`hostpipe.core.writable`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from hostpipe.core.runtimes.base import (
     ArgumentRules,
@@ -95,14 +103,27 @@ def _image(option: Option) -> str:
     return tag if kind == "docker" else f"{kind}:{tag}"
 
 
-def volume_sources(option: Option) -> tuple[tuple[str, bool], ...]:
-    """The host paths one `-V/--volume` value mounts, each with whether shifter mounts it read-only.
+PER_NODE_CACHE = "perNodeCache"
+"""The name a site lists in `allow_options` to let lines ask for per-node cache volumes."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One volume of a `-V/--volume` value: its host path, and how shifter mounts it."""
+
+    source: str
+    read_only: bool
+    per_node_cache: bool
+
+
+def volumes(option: Option) -> tuple[Volume, ...]:
+    """The volumes one `-V/--volume` value asks for.
 
     A value is `from:to[:flag...]`, several joined by `;`. shifter reads the flag `ro` without regard to
     case; a per-node cache is not counted as read-only. Raises ArgvRefused for any volume shifter would
     reject or read differently from how it is written.
     """
-    sources: list[tuple[str, bool]] = []
+    found: list[Volume] = []
     for volume in (option.value or "").split(";"):
         if not volume:
             continue  # shifter skips empty entries between separators
@@ -119,11 +140,11 @@ def volume_sources(option: Option) -> tuple[tuple[str, bool], ...]:
         if problem is not None:
             raise ArgvRefused("bad-volume", option.spelling, f"the volume {volume!r} {problem}")
         flags = [flag.lower() for flag in parts[2:]]
-        read_only = "ro" in flags and not any(flag.startswith("pernodecache") for flag in flags)
-        sources.append((parts[0], read_only))
-    if not sources:
+        cache = any(flag.startswith("pernodecache") for flag in flags)
+        found.append(Volume(parts[0], read_only="ro" in flags and not cache, per_node_cache=cache))
+    if not found:
         raise ArgvRefused("bad-volume", option.spelling, f"{option.spelling!r} names no volume")
-    return tuple(sources)
+    return tuple(found)
 
 
 def parse(words: tuple[str, ...]) -> Invocation:
@@ -144,7 +165,7 @@ def parse(words: tuple[str, ...]) -> Invocation:
         )
     for option in options:
         if option.name == "--volume":
-            volume_sources(option)
+            volumes(option)
     return Invocation(
         kind=KIND,
         global_options=(),
@@ -166,27 +187,37 @@ def _check_modules(option: Option, rules: ArgumentRules) -> None:
                 "module-not-allowed",
                 option.spelling,
                 f"--module asks for the shifter module {module!r}, which this site does not allow "
-                f"(allowed: {allowed}); a site can list it in modules",
+                f'(allowed: {allowed}); a site can allow it with modules = ["{module}"] in [runtimes.shifter]',
             )
 
 
 def check(invocation: Invocation, rules: ArgumentRules, host: Host) -> None:
-    """Refuse volumes and local images outside the roots, and modules not listed in `modules`."""
+    """Refuse volumes and local images outside the roots, per-node caches, and modules not in `modules`."""
     roots = host_roots(rules, host)
     for option in invocation.options:
         if option.name == "--volume":
-            for source, read_only in volume_sources(option):
-                access = roots.access(source, host)
+            for volume in volumes(option):
+                if volume.per_node_cache and PER_NODE_CACHE not in rules.allow_options:
+                    raise ArgvRefused(
+                        "per-node-cache",
+                        option.spelling,
+                        "-V/--volume asks shifter for a per-node cache, a file of any size the line names on "
+                        "the node's own disk; a site can allow it with "
+                        f'allow_options = ["{PER_NODE_CACHE}"] in [runtimes.shifter]',
+                    )
+                access = roots.access(volume.source, host)
                 if access is None:
                     raise ArgvRefused(
                         "bind-outside-roots",
                         option.spelling,
-                        f"-V/--volume mounts the host path {source!r}, which is not under any root "
-                        f"({describe_roots(rules)}); a site can add its folder to bind_roots for shifter",
+                        f"-V/--volume mounts the host path {volume.source!r}, which is not under any root "
+                        f"({describe_roots(rules)}); a site can add its folder to bind_roots in [runtimes.shifter]",
                     )
-                if access == "read-only" and not read_only:
+                if access == "read-only" and not volume.read_only:
                     doing = "-V/--volume mounts the host path"
-                    raise read_write_refused(option.spelling, doing, source, rules, "add :ro to mount it read-only")
+                    raise read_write_refused(
+                        option.spelling, doing, volume.source, rules, "add :ro to mount it read-only"
+                    )
         elif option.name == "--module":
             _check_modules(option, rules)
     image = invocation.image or ""
@@ -198,8 +229,8 @@ def check(invocation: Invocation, rules: ArgumentRules, host: Host) -> None:
                 "image-outside-roots",
                 written[0] if written else image,
                 f"--image runs the host folder {path!r} as a local image, and it is not under any root "
-                f"({describe_roots(rules)}); a site can add its folder to bind_roots or read_only_roots for "
-                "shifter",
+                f"({describe_roots(rules)}); a site can add its folder to bind_roots or read_only_roots in "
+                "[runtimes.shifter]",
             )
 
 

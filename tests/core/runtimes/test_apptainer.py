@@ -12,8 +12,8 @@ from host_tmp import TmpHost, build_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostpipe.core.runtimes import apptainer
-from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Grammar, Invocation, OptionSpec
+from hostpipe.core.runtimes import apptainer, apptainer_values
+from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Grammar, Invocation, Option, OptionSpec
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,9 @@ UNREADABLE = [
     ("run --home :/b x.sif", "bad-home"),
     ("run --overlay /a:weird x.sif", "bad-overlay"),
     ("run --overlay '/a,' x.sif", "bad-overlay"),
-    ("run --env-file '\"a,b\"' x.sif", "bad-value"),
+    # apptainer before 1.4 reads --env-file as one path, 1.4 and later as a CSV list: read two ways.
+    ("run --env-file '\"a,b\"' x.sif", "ambiguous-value"),
+    ("run --env-file a,b x.sif", "ambiguous-value"),
     ("run --workdir '' x.sif", "bad-value"),
 ]
 
@@ -253,7 +255,7 @@ RULES: list[tuple[str, dict[str, Any], str | None]] = [
     (f"run -B {{home}}/deep_link/../../../outside:/o {IMG}", {"bind_roots": ("~",)}, "bind-outside-roots"),
     # Host files apptainer reads or writes itself.
     (f"run --env-file /etc/environment {IMG}", {}, "path-outside-roots"),
-    (f"run --env-file={{home}}/data/a.env,/etc/environment {IMG}", {"bind_roots": ("~",)}, "path-outside-roots"),
+    (f"run --env-file={{home}}/data/a.env,/etc/environment {IMG}", {"bind_roots": ("~",)}, "ambiguous-value"),
     (f"run --env-file={{home}}/data/a.env {IMG}", {"bind_roots": ("~",)}, None),
     (f"run --apply-cgroups /etc/limits.toml {IMG}", {}, "path-outside-roots"),
     (f"run --authfile /root/.docker/config.json {IMG}", {}, "path-outside-roots"),
@@ -585,3 +587,276 @@ def test_host_helper_builds_a_real_tree(tmp_path: Path) -> None:
     """The test host resolves symlinks on disk, so the symlink cases above test something real."""
     host = build_host(tmp_path)
     assert host.realpath(f"{host.home}/link_to_etc") == "/etc"
+
+
+# --- how each program reads a value --------------------------------------------------------------------------
+
+SOURCE_TYPES: dict[str, tuple[str, str]] = {
+    "--app": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--bind": ("AAAAAAAA", "LLLLLLLLLLL"),
+    "--mount": ("AAAAAAAA", "--AAAAAAAAA"),
+    "--home": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--overlay": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--scratch": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--workdir": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--cwd": ("---SSSSS", "-----SSSSSS"),
+    "--pwd": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--hostname": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--network": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--network-args": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--netns-path": ("-----SSS", "--------SSS"),
+    "--dns": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--security": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--apply-cgroups": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--containlibs": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--fusemount": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--tmpdir": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--add-caps": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--drop-caps": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--env": ("LMMMMMMM", "LLLMMMMMMMM"),
+    "--no-env": ("-------L", "-----------"),
+    "--env-file": ("SSSSSLLL", "SSSSSSSSLLL"),
+    "--no-mount": ("LLLLLLLL", "LLLLLLLLLLL"),
+    "--blkio-weight": ("-IIIIIII", "---IIIIIIII"),
+    "--blkio-weight-device": ("-LLLLLLL", "---LLLLLLLL"),
+    "--cpu-shares": ("-IIIIIII", "---IIIIIIII"),
+    "--cpus": ("-SSSSSSS", "---SSSSSSSS"),
+    "--cpuset-cpus": ("-SSSSSSS", "---SSSSSSSS"),
+    "--cpuset-mems": ("-SSSSSSS", "---SSSSSSSS"),
+    "--memory": ("-SSSSSSS", "---SSSSSSSS"),
+    "--memory-reservation": ("-SSSSSSS", "---SSSSSSSS"),
+    "--memory-swap": ("-SSSSSSS", "---SSSSSSSS"),
+    "--pids-limit": ("-IIIIIII", "---IIIIIIII"),
+    "--device": ("-------L", "-----LLLLLL"),
+    "--cdi-dirs": ("-------L", "-----LLLLLL"),
+    "--pem-path": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--authfile": ("-----SSS", "------SSSSS"),
+    "--docker-host": ("--SSSSSS", "----SSSSSSS"),
+    "--docker-username": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--docker-password": ("SSSSSSSS", "SSSSSSSSSSS"),
+    "--runscript-timeout": ("----SSSS", "-----------"),
+}
+"""The pflag type of each value option of `run` and `exec`, as the sources define it, one letter per release:
+apptainer v1.0.0, v1.1.0, v1.2.0, v1.3.0, v1.3.6, v1.4.0, v1.4.5, v1.5.3 and SingularityCE v3.7.0, v3.8.0,
+v3.9.0, v3.10.0, v3.11.5, v4.0.0, v4.1.0, v4.1.5, v4.2.0, v4.3.7, v4.5.1 (cmd/internal/cli/*.go: each
+cmdline.Flag's DefaultValue, and SingularityCE's `StringArray: true`, through pkg/cmdline/flag.go's type
+switch; only flags registered for the exec and run commands). S string, A StringArray, L StringSlice,
+M StringToString, I int, - no such option in that release."""
+
+_LETTER = {
+    apptainer_values.STRING: "S",
+    apptainer_values.ARRAY: "A",
+    apptainer_values.SLICE: "L",
+    apptainer_values.MAP: "M",
+    apptainer_values.INT: "I",
+}
+
+
+def test_value_types_are_those_the_sources_define() -> None:
+    """Every value option's types, in apptainer and in SingularityCE, are the ones their sources give it."""
+    value_options = {n for spec in apptainer.RUN_OPTIONS if spec.takes_value for n in spec.names if n[1] == "-"}
+    assert set(SOURCE_TYPES) == value_options
+    assert set(apptainer_values.TYPES) == value_options | {"--config"}
+    for name, (in_apptainer, in_singularity_ce) in SOURCE_TYPES.items():
+        typing = apptainer_values.TYPES[name]
+        assert {_LETTER[kind] for kind, _ in typing.apptainer} == set(in_apptainer) - {"-"}, name
+        assert {_LETTER[kind] for kind, _ in typing.singularity_ce} == set(in_singularity_ce) - {"-"}, name
+    # Where a type changed between releases, the releases named are the ones that changed.
+    env_file = apptainer_values.TYPES["--env-file"]
+    assert env_file.apptainer == (("string", "1.0 to 1.3"), ("StringSlice", "1.4 to 1.5"))
+    assert env_file.singularity_ce == (("string", "3.7 to 4.1"), ("StringSlice", "4.2 to 4.5"))
+
+
+CSV_READINGS: list[tuple[str, tuple[str, ...] | None]] = [
+    # pflag reads an empty argument as no values at all.
+    ("", ()),
+    ("a", ("a",)),
+    ("a,b", ("a", "b")),
+    ("a,", ("a", "")),
+    (",", ("", "")),
+    (" a , b", (" a ", " b")),
+    # Quotes hold commas; a doubled quote inside them is one quote.
+    ('"a,b"', ("a,b",)),
+    ('"a""b"', ('a"b',)),
+    ('"",x', ("", "x")),
+    ('"/etc:/mnt"', ("/etc:/mnt",)),
+    ('a,"b,c",d', ("a", "b,c", "d")),
+    # encoding/csv's errors, and what Go releases read differently: refused.
+    ('a"b', None),
+    (' "a"', None),
+    ('"a"b', None),
+    ('"a', None),
+    ("a\nb", None),
+    ("a\r\nb", None),
+    ('"a\nb"', None),
+]
+
+
+@pytest.mark.parametrize(("text", "fields"), CSV_READINGS)
+def test_reads_csv_as_pflag_string_slices_do(text: str, fields: tuple[str, ...] | None) -> None:
+    """A StringSlice argument reads as Go's encoding/csv reads one record; anything in doubt reads as None."""
+    assert apptainer_values.csv_fields(text) == fields
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(blacklist_characters='"\r\n'), max_size=30))
+def test_csv_without_quotes_or_line_breaks_splits_at_every_comma(text: str) -> None:
+    """Without quotes and line breaks there is nothing to read but the commas."""
+    assert apptainer_values.csv_fields(text) == (tuple(text.split(",")) if text else ())
+
+
+LIST_VALUES: list[tuple[str, dict[str, Any], str | None, str | None]] = [
+    # (argv, rules, rule for apptainer, rule for singularity). SingularityCE's --bind is a CSV list and
+    # unquotes "/etc:/mnt" into a bind of /etc; apptainer's takes the quote as part of a relative path.
+    (f"run -B '\"/etc:/mnt\"' {IMG}", {"bind_roots": ("~",)}, "bad-bind", "ambiguous-value"),
+    (f"run --bind='\"/etc\",/srv' {IMG}", {"bind_roots": ("~",)}, "bad-bind", "ambiguous-value"),
+    (f"run -B '\"{{home}}/data:/d\"' {IMG}", {"bind_roots": ("~",)}, "bad-bind", "ambiguous-value"),
+    (f"run -B {{home}}/data:/d,{{home}}/data/x {IMG}", {"bind_roots": ("~",)}, None, None),
+    # StringSlice everywhere: each value is judged once CSV has unquoted it.
+    (f"run --overlay '\"/etc/x.img\"' {IMG}", {"bind_roots": ("~",)}, "bind-outside-roots", "bind-outside-roots"),
+    (
+        f"run -o '\"{{home}}/data:ro\",/etc/x.img' {IMG}",
+        {"bind_roots": ("~",)},
+        "bind-outside-roots",
+        "bind-outside-roots",
+    ),
+    (f"run -o '\"{{home}}/a,b:ro\"' {IMG}", {"read_only_roots": ("~",)}, None, None),
+    (
+        f"run --containlibs '\"/usr/lib/x.so\"' {IMG}",
+        {"bind_roots": ("~",)},
+        "bind-outside-roots",
+        "bind-outside-roots",
+    ),
+    (f"run --security '\"seccomp:unconfined\"' {IMG}", {}, "security", "security"),
+    (f"run --network-args '\"portmap=80:80/tcp\"' {IMG}", {}, "ports", "ports"),
+    (f"run -o '{{home}}/data\"x' {IMG}", {"bind_roots": ("~",)}, "bad-value", "bad-value"),
+    (f"run -o '\"{{home}}/data' {IMG}", {"bind_roots": ("~",)}, "bad-value", "bad-value"),
+    # A string in some releases and a list in others: a comma or a quote is read two ways.
+    (f"run --env-file {{home}}/data/a.env {IMG}", {"bind_roots": ("~",)}, None, None),
+    (f"run --env-file '{{home}}/data/a,b.env' {IMG}", {"bind_roots": ("~",)}, "ambiguous-value", "ambiguous-value"),
+    (f"run --env-file '\"{{home}}/data/a.env\"' {IMG}", {"bind_roots": ("~",)}, "ambiguous-value", "ambiguous-value"),
+    # A plain string apptainer splits itself is read as it is.
+    (f"run --add-caps '\"CAP_NET_ADMIN\"' {IMG}", {"allow_capabilities": ("NET_ADMIN",)}, "bad-value", "bad-value"),
+]
+
+
+@pytest.mark.parametrize(("argv", "rules", "as_apptainer", "as_singularity"), LIST_VALUES)
+def test_judges_every_value_each_program_would_read_and_refuses_two_readings(
+    argv: str, rules: dict[str, Any], as_apptainer: str | None, as_singularity: str | None, host: TmpHost
+) -> None:
+    """apptainer lines are read as apptainer types values; singularity lines as apptainer or SingularityCE."""
+    assert decide(argv, host, **rules) == as_apptainer
+    assert decide(argv, host, apptainer.SINGULARITY, **rules) == as_singularity
+
+
+def test_two_readings_are_named_in_the_refusal() -> None:
+    """An ambiguous value's refusal names both programs, both readings, and how to write it instead."""
+    with pytest.raises(ArgvRefused) as refused:
+        apptainer.SINGULARITY.parse(("run", "-B", '"/etc:/mnt"', IMG))
+    reason = refused.value.reason
+    assert refused.value.argument == "-B '\"/etc:/mnt\"'"
+    assert "apptainer 1.0 to 1.5" in reason and "SingularityCE 3.7 to 4.5" in reason
+    assert "'\"/etc:/mnt\"'" in reason and "'/etc:/mnt'" in reason and "without quotes" in reason
+
+
+# --- resource options -----------------------------------------------------------------------------------------
+
+RESOURCES: list[tuple[str, str | None]] = [
+    # Limits bound the job itself.
+    (f"run --memory 1G --memory-swap 2G --cpus 2 --cpuset-cpus 0-1 --pids-limit 100 {IMG}", None),
+    # Weights and reservations are claims against every other process on the host.
+    (f"run --cpu-shares 262144 {IMG}", "cpu-shares"),
+    (f"run --cpu-shares=512 {IMG}", "cpu-shares"),
+    (f"run --blkio-weight 1000 {IMG}", "blkio-weight"),
+    (f"run --blkio-weight-device /dev/sda:1000 {IMG}", "blkio-weight-device"),
+    (f"run --memory-reservation 64G {IMG}", "memory-reservation"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), RESOURCES)
+def test_refuses_resource_claims_against_the_host_until_a_site_allows_them(
+    argv: str, expected: str | None, host: TmpHost
+) -> None:
+    """cgroup weights and memory reservations are refused by name; allow_options lets each through."""
+    for grammar in (apptainer.GRAMMAR, apptainer.SINGULARITY):
+        assert decide(argv, host, grammar) == expected
+        if expected is not None:
+            assert decide(argv, host, grammar, allow_options=(f"--{expected}",)) is None
+
+
+def test_refusal_hints_are_valid_toml(host: TmpHost) -> None:
+    """A refusal says how to relax it as the TOML line a site writes, not `key: value`."""
+    cases = {
+        ("run", "--nv", IMG): "allow_devices = true",
+        ("run", "-f", IMG): 'allow_options = ["--fakeroot"]',
+        ("run", "--add-caps", "SYS_ADMIN", IMG): 'allow_capabilities = ["CAP_SYS_ADMIN"]',
+        ("run", "--security", "seccomp:x", IMG): "allow_unconfined = true",
+        ("run", "--net", "--network-args", "portmap=1:1/tcp", IMG): "allow_ports = true",
+        ("run", "--netns-path", "/proc/1/ns/net", IMG): "allow_host_namespaces = true",
+        ("run", "--cpu-shares", "9", IMG): 'allow_options = ["--cpu-shares"]',
+    }
+    for argv, setting in cases.items():
+        with pytest.raises(ArgvRefused) as refused:
+            apptainer.check(apptainer.parse(argv), ArgumentRules(), host)
+        assert setting in refused.value.reason and "[runtimes.apptainer]" in refused.value.reason
+        assert ": true" not in refused.value.reason and ": [" not in refused.value.reason
+
+
+# --- what hostpipe adds to every line ----------------------------------------------------------------------
+
+JOB_WORDS: list[tuple[str, str, tuple[str, ...]]] = [
+    # Neither the daemon user's HOME nor the working folder (HOME too) is bound, whatever the line says.
+    ("run docker://x", "none", ("--no-mount=home,cwd",)),
+    ("exec --no-home x.sif ls", "none", ("--no-mount=home,cwd",)),
+    ("run --contain docker://x", "none", ("--no-mount=home,cwd",)),
+    # A site that wants the home folder read-only gets it read-only.
+    ("run docker://x", "read-only", ("--no-mount=home,cwd", "--bind={home}:{home}:ro")),
+    # A site that wants apptainer's own home bind keeps it, without the working folder.
+    ("run docker://x", "read-write", ("--no-mount=cwd",)),
+    # A line's own --home (under a bind root) is its home: only the working folder is left out.
+    ("run -H {home}/data docker://x", "none", ("--no-mount=cwd",)),
+    ("run --home={home}/data:/home/me docker://x", "read-only", ("--no-mount=cwd",)),
+]
+
+
+@pytest.mark.parametrize(("argv", "home_bind", "words"), JOB_WORDS)
+def test_adds_no_mount_of_home_and_working_folder_unless_the_site_binds_home(
+    argv: str, home_bind: str, words: tuple[str, ...], host: TmpHost
+) -> None:
+    """job_words gives the words that keep the daemon user's HOME out of a job, as the site's home_bind says."""
+    invocation = apptainer.parse(tuple(shlex.split(argv.replace("{home}", host.home))))
+    expected = tuple(word.replace("{home}", host.home) for word in words)
+    assert apptainer.job_words(invocation, home_bind, host.home) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("/usr/bin/apptainer", "exec", "-B", "/a", "x.sif", "ls"),
+        ("/usr/bin/apptainer", "--debug", "-q", "--config=/x.conf", "run", "--", "x.sif", "--", "a"),
+        ("/usr/bin/singularity", "-s", "run", "-cB/a", "docker://x"),
+    ],
+)
+def test_added_words_go_right_after_the_subcommand_and_read_back_as_options(argv: tuple[str, ...]) -> None:
+    """The words land after the subcommand, where apptainer reads them as its own options; nothing else moves."""
+    words = ("--no-mount=home,cwd", "--bind=/h:/h:ro")
+    added = apptainer.with_job_words(argv, words)
+    at = argv.index("exec" if "exec" in argv else "run") + 1
+    assert added == (*argv[:at], *words, *argv[at:])
+    before, after = apptainer.parse(argv[1:]), apptainer.parse(added[1:])
+    assert (after.subcommand, after.image, after.args) == (before.subcommand, before.image, before.args)
+    assert after.options[:2] == (
+        Option("--no-mount", "home,cwd", "--no-mount=home,cwd"),
+        Option("--bind", "/h:/h:ro", "--bind=/h:/h:ro"),
+    )
+    assert after.options[2:] == before.options
+
+
+@pytest.mark.parametrize("home", ["/home/a,b", "/home/a:b", "/home/a b", "relative", '/home/"x"'])
+def test_read_only_home_bind_refuses_a_home_it_cannot_write_as_a_bind(home: str) -> None:
+    """HOME that no bind specification can name is refused, rather than bound as something else."""
+    invocation = apptainer.parse(("run", "docker://x"))
+    with pytest.raises(ArgvRefused) as refused:
+        apptainer.job_words(invocation, "read-only", home)
+    assert refused.value.rule == "home-bind"
+    assert apptainer.job_words(invocation, "none", home) == ("--no-mount=home,cwd",)

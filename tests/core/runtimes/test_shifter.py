@@ -166,7 +166,18 @@ RULES: list[tuple[str, dict[str, Any], str | None]] = [
     ("-i ubuntu -V '{home}/data:/d;/proc:/p'", {"bind_roots": ("~",)}, "bind-outside-roots"),
     ("-i ubuntu -V {home}/data:/d -V /proc:/p", {"bind_roots": ("~",)}, "bind-outside-roots"),
     ("-i ubuntu -V '{home}/data:/d:ro;;{home}/data/x:/x'", {"bind_roots": ("~",)}, None),
-    ("-i ubuntu -V /proc:/c:perNodeCache=size=1G,bs=1M", {}, "bind-outside-roots"),
+    # A per-node cache is a file of any size the line names, on the node's own disk (shifter reads
+    # perNodeCacheSizeLimit from udiRoot.conf and never enforces it): refused until a site allows it.
+    ("-i ubuntu -V /proc:/c:perNodeCache=size=1G,bs=1M", {}, "per-node-cache"),
+    ("-i ubuntu -V {home}/data:/c:perNodeCache=size=100T", {"bind_roots": ("~",)}, "per-node-cache"),
+    ("-i ubuntu -V '{home}/data:/d;{home}/data:/c:PERNODECACHE=size=1G'", {"bind_roots": ("~",)}, "per-node-cache"),
+    ("-i ubuntu -V {home}/data:/c:pernodecache", {"bind_roots": ("~",)}, "per-node-cache"),
+    ("-i ubuntu -V /proc:/c:perNodeCache=size=1G,bs=1M", {"allow_options": ("perNodeCache",)}, "bind-outside-roots"),
+    (
+        "-i ubuntu -V {home}/data:/c:perNodeCache=size=1G",
+        {"bind_roots": ("~",), "allow_options": ("perNodeCache",)},
+        None,
+    ),
     ("-i ubuntu -V /proc:/host_proc:ro", {"bind_roots": ("/proc",)}, None),
     # Symlinks are followed before comparing with the roots.
     ("-i ubuntu -V {home}/link_to_etc:/e", {"bind_roots": ("~",)}, "bind-outside-roots"),
@@ -220,6 +231,7 @@ def test_shifter_has_no_subcommands() -> None:
 # --- read-only roots --------------------------------------------------------------------------------------
 
 RO = {"read_only_roots": ("~/data",)}
+CACHE = {"allow_options": ("perNodeCache",)}
 
 # shifter (src/VolumeMap.c) reads each flag after the second `:` with strcasecmp: `ro` in any case mounts
 # the volume read-only; `perNodeCache` makes it a per-node cache, which hostpipe does not count as read-only.
@@ -234,8 +246,8 @@ READ_ONLY_RULES: list[tuple[str, dict[str, Any], str | None]] = [
     ("-i ubuntu -V '{home}/data/x:/x:ro;{home}/data:/d'", RO, "bind-read-write"),
     ("-i ubuntu -V '{home}/data:/d:ro;;{home}/data/x:/x:ro'", RO, None),
     ("-i ubuntu -V {home}/data:/d:ro -V {home}/data/x:/x", RO, "bind-read-write"),
-    ("-i ubuntu -V {home}/data:/c:ro:perNodeCache=size=1G", RO, "bind-read-write"),
-    ("-i ubuntu -V {home}/data:/c:perNodeCache=size=1G", {"bind_roots": ("~/data",)}, None),
+    ("-i ubuntu -V {home}/data:/c:ro:perNodeCache=size=1G", {**RO, **CACHE}, "bind-read-write"),
+    ("-i ubuntu -V {home}/data:/c:perNodeCache=size=1G", {"bind_roots": ("~/data",), **CACHE}, None),
     # Symlinks resolve as for bind roots; shifter itself refuses `..`.
     ("-i ubuntu -V {home}/link_to_data:/d:ro", RO, None),
     ("-i ubuntu -V {home}/link_to_data:/d", RO, "bind-read-write"),
@@ -422,10 +434,30 @@ def test_read_write_volume_under_a_read_only_root_stays_refused_in_any_spelling(
     for name, written in options:
         value = written.replace("{home}", host.home) if written is not None else None
         argv += data.draw(st.sampled_from(_spellings(_SPECS[name], value)))
-    assert _rule(argv, ArgumentRules(read_only_roots=("~/data",)), host) == "bind-read-write"
-    assert _rule(argv, ArgumentRules(bind_roots=("~/data",)), host) is None
+    cache = ("perNodeCache",)
+    assert _rule(argv, ArgumentRules(read_only_roots=("~/data",), allow_options=cache), host) == "bind-read-write"
+    assert _rule(argv, ArgumentRules(bind_roots=("~/data",), allow_options=cache), host) is None
 
 
 def test_option_table_holds_each_name_once() -> None:
     """No spelling is defined twice in shifter's table."""
     assert len(_NAMES) == len(set(_NAMES))
+
+
+def test_per_node_cache_refusal_says_why_and_how_a_site_allows_it(host: TmpHost) -> None:
+    """The refusal of a per-node cache names the disk it fills and the TOML line that allows it."""
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.check(shifter.parse(("-i", "x", "-V", "/a:/c:perNodeCache=size=10T")), ArgumentRules(), host)
+    assert (refused.value.rule, refused.value.argument) == ("per-node-cache", "-V /a:/c:perNodeCache=size=10T")
+    assert "node's own disk" in refused.value.reason
+    assert 'allow_options = ["perNodeCache"] in [runtimes.shifter]' in refused.value.reason
+
+
+def test_refusal_hints_are_valid_toml(host: TmpHost) -> None:
+    """A refusal says how to relax it as the TOML line a site writes, not `key: value`."""
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.check(shifter.parse(("-i", "x", "-m", "gpu")), ArgumentRules(), host)
+    assert 'modules = ["gpu"] in [runtimes.shifter]' in refused.value.reason
+    with pytest.raises(ArgvRefused) as refused:
+        shifter.check(shifter.parse(("-i", "x", "-V", "/etc:/e")), ArgumentRules(), host)
+    assert "bind_roots in [runtimes.shifter]" in refused.value.reason

@@ -110,7 +110,11 @@ class Daemon:
     def events(self) -> list[dict[str, Any]]:
         assert self.stderr_path is not None
         out = []
-        for line in self.stderr_path.read_text().splitlines():
+        try:
+            text = self.stderr_path.read_text()
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except ValueError:
@@ -146,6 +150,9 @@ class Daemon:
         pids = {int(e["pid"]) for e in self.events() if e.get("event") in ("ready", "daemon_started")}
         if self.process is not None:
             pids.add(self.process.pid)
+            with contextlib.suppress(OSError):
+                holder = self.process.pid
+                pids.update(int(p) for p in Path(f"/proc/{holder}/task/{holder}/children").read_text().split())
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

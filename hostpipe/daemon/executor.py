@@ -35,6 +35,7 @@ from hostpipe.core.containers import stop_command, with_cidfile
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
 from hostpipe.core.policy import Allowed
 from hostpipe.daemon import cidfiles
+from hostpipe.daemon.events import Events
 from hostpipe.daemon.procs import JOB_MARKER, job_marker, process_start_time, signal_group
 from hostpipe.daemon.spawn import spawn
 from hostpipe.daemon.store import Store
@@ -100,6 +101,7 @@ class Executor:
         stoppers: int = 4,
         job_nofile: tuple[int, int] | None = None,
         store_id: str = "",
+        events: Events | None = None,
     ) -> None:
         self._store = store
         self._logs_dir = logs_dir
@@ -111,6 +113,7 @@ class Executor:
         self._cwd = cwd
         self._clock = clock
         self._store_id = store_id
+        self._events = events or Events()
         self._job_nofile = job_nofile
         """The descriptor limit jobs get: the daemon's own soft limit before it raised it, as systemd does."""
         self._queue: collections.deque[Job] = collections.deque()
@@ -256,6 +259,7 @@ class Executor:
         self._store.write("started", (str(JobState.RUNNING), pid, pid_start, self._clock(), str(job.log_path), job.id))
         self._loop.add_reader(job.pidfd, self._exited, job)
         job.logger.info("job_started", pid=pid, argv=list(job.allowed.argv), timeout=job.allowed.timeout)
+        self._events.job_started(job)
         if job.stop_cause is not None:
             # Stopped (cancel, shutdown) while it was being started: stop it now that it has a process.
             cause, job.stop_cause = job.stop_cause, None
@@ -314,6 +318,7 @@ class Executor:
             reason=outcome.reason,
         )
         job.ended.set()
+        self._events.job_finished(job, outcome)
 
     # -- stopping -------------------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from hostpipe.core.policy import Allowed, LoadedPolicy, Refused
 from hostpipe.core.request import Cancel
 from hostpipe.daemon import systemd
 from hostpipe.daemon.control import serve_control
+from hostpipe.daemon.events import Events
 from hostpipe.daemon.executor import Executor, Job
 from hostpipe.daemon.exposure import guard
 from hostpipe.daemon.fifo import OpenPipe, held_lock, held_pipe, inherited_pipe, open_pipe
@@ -149,6 +150,8 @@ class Server:
         self._state_dir_id: tuple[int, int] | None = None
         self._state_dir_lost = False
         self.started_at = time.time()
+        self.events = Events()
+        """Listeners to lines and jobs (metrics, replies to pods); add them before `startup`."""
 
     # -- table of contents ----------------------------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class Server:
             cwd=self.expansions.home,
             job_nofile=job_nofile,
             store_id=store_id,
+            events=self.events,
         )
         self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -413,9 +417,12 @@ class Server:
             # Each refusal is in its record; the log gets one event per batch, so a flood costs it little.
             first = next(ids[i] for i, r in enumerate(records) if r.state is JobState.REFUSED)
             log.warning("lines_refused", count=sum(refused.values()), rules=dict(refused), first_job=first)
+        jobs = dict(accepted)
         for index, job in accepted:
             job.id = ids[index]
             self.executor.submit(job)
+        for index, record in enumerate(records):
+            self.events.line_recorded(ids[index], record, jobs.get(index))
         if position.generation == self.inbox.generation:
             self._committed_offset = max(self._committed_offset, position.offset)
         if self.inbox.committed(position):
@@ -660,6 +667,7 @@ class Server:
             await asyncio.sleep(period)
             if interval:
                 systemd.notify("WATCHDOG=1")
+            self.events.tick(time.time())
             self._check_state_dir()
             if self._intake_error is not None:
                 self._start_reading()

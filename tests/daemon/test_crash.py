@@ -76,14 +76,19 @@ class Activated:
 
     def start(self) -> None:
         readies = sum(1 for e in self.daemon.events() if e.get("event") == "ready")
+        # As systemd does: the FIFO as fd 3, LISTEN_PID set to the service's own pid, then exec the service.
         launcher = (
-            f'exec 3<&{self.fd}; LISTEN_FDS=1 LISTEN_PID=$$ exec "{sys.executable}" -m hostpipe serve '
-            + " ".join(f'"{a}"' for a in self.daemon.args())
-            + " --log-format json"
+            "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_FDS'] = '1'; "
+            "os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
         )
+        argv = [sys.executable, "-c", launcher, str(self.fd), "-m", "hostpipe", "serve", *self.daemon.args()]
         with Path(self.daemon.stderr_path or "").open("a") as err:
             self.process = subprocess.Popen(
-                ["sh", "-c", launcher], env=self.daemon.env, stderr=err, pass_fds=(self.fd,), stdin=subprocess.DEVNULL
+                [*argv, "--log-format", "json"],
+                env=self.daemon.env,
+                stderr=err,
+                pass_fds=(self.fd,),
+                stdin=subprocess.DEVNULL,
             )
         wait_for(lambda: sum(1 for e in self.daemon.events() if e.get("event") == "ready") > readies, 60)
 

@@ -32,12 +32,40 @@ class ContainerHandle:
     """The line starts the container with `-d`/`--detach`: the CLI returns once it runs."""
     removed_by_engine: bool = False
     """The line asks the engine to remove the container when it exits (`--rm`)."""
+    engine_owned: bool = False
+    """A restart policy other than `no` (which only a site that allows it lets through) gives the container to
+    the engine: hostpipe neither follows nor stops nor removes it once its CLI has returned."""
+    kept: bool = False
+    """The site's policy keeps containers once their jobs ended (keep_containers); otherwise hostpipe removes
+    the ones the engine does not remove by itself."""
+
+    @property
+    def followed(self) -> bool:
+        """hostpipe follows the container to its end after the CLI returned (`run -d`)."""
+        return self.detached and not self.engine_owned
+
+    @property
+    def defers_removal(self) -> bool:
+        """A followed `--rm` container: the engine would remove it, and its last output and exit code with it,
+        the moment it exits, racing hostpipe's `wait` and `logs -f`. hostpipe adds `--rm=false` and removes the
+        container itself once its end is recorded, as the line asked."""
+        return self.followed and self.removed_by_engine
+
+    @property
+    def removed_by_hostpipe(self) -> bool:
+        """hostpipe removes the container once its job has ended."""
+        return self.defers_removal or (not self.removed_by_engine and not self.kept and not self.engine_owned)
 
 
 def _flag(invocation: Invocation, name: str) -> bool:
     """A boolean option's final value: the last occurrence wins, as pflag reads it."""
     values = [o.value for o in invocation.options if o.name == name]
     return bool(values) and values[-1] != "false"
+
+
+def _restarts(invocation: Invocation) -> bool:
+    values = [o.value or "" for o in invocation.options if o.name == "--restart"]
+    return bool(values) and values[-1].strip().lower() not in ("", "no")
 
 
 def container_handle(kind: str, invocation: Invocation, argv: tuple[str, ...]) -> ContainerHandle | None:
@@ -54,12 +82,14 @@ def container_handle(kind: str, invocation: Invocation, argv: tuple[str, ...]) -
         insert_at=index,
         detached=_flag(invocation, "--detach"),
         removed_by_engine=_flag(invocation, "--rm"),
+        engine_owned=_restarts(invocation),
     )
 
 
 def with_cidfile(argv: tuple[str, ...], handle: ContainerHandle, path: str) -> tuple[str, ...]:
-    """argv with `--cidfile=PATH` added where the handle says."""
-    return (*argv[: handle.insert_at], f"--cidfile={path}", *argv[handle.insert_at :])
+    """argv with `--cidfile=PATH` (and `--rm=false` where removal is deferred) added where the handle says."""
+    added = (f"--cidfile={path}", "--rm=false") if handle.defers_removal else (f"--cidfile={path}",)
+    return (*argv[: handle.insert_at], *added, *argv[handle.insert_at :])
 
 
 def container_id(text: str) -> str | None:

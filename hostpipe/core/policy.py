@@ -12,6 +12,7 @@ number or a duration string (`allow_host_network = "yes"`, `max_concurrent = "4"
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from collections.abc import Mapping
@@ -92,6 +93,10 @@ class RuntimePolicy(ArgumentRules):
     """apptainer and singularity only: whether a job sees the daemon user's HOME. "none" (hostpipe adds
     `--no-mount=home,cwd`), "read-only" (and `--bind=HOME:HOME:ro`), or "read-write" (apptainer's own home
     bind, which lets every job change what later jobs run with unless nothing they run with lies in HOME)."""
+
+    keep_containers: bool = False
+    """docker and podman only: keep a job's container once its end is recorded. By default hostpipe removes
+    the containers its jobs created that the engine does not remove by itself (lines without --rm)."""
 
     @field_validator("*", mode="before")
     @classmethod
@@ -335,6 +340,13 @@ def decide(request: Submit, loaded: LoadedPolicy, host: Host, daemon_env: Mappin
         timeout=timeout,
         image=image,
         note=note,
-        container=container_handle(runtime.kind, invocation, request.argv),
+        container=_handle(runtime, invocation, request.argv),
         added=added,
     )
+
+
+def _handle(runtime: RuntimePolicy, invocation: Any, argv: tuple[str, ...]) -> ContainerHandle | None:
+    handle = container_handle(runtime.kind, invocation, argv)
+    if handle is None or not runtime.keep_containers:
+        return handle
+    return dataclasses.replace(handle, kept=True)

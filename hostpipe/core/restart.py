@@ -14,6 +14,9 @@ start attempt before it spawns the job, which is what lets a restart tell the ca
   is recorded `interrupted`.
 - running, its process still there (same pid and start time): it is stopped, and recorded `interrupted`.
 - running, its process gone: it ended while no daemon watched; its exit status is unknown (`interrupted`).
+- running a detached container (`run -d`) whose id hostpipe recorded: the container is the job, not the CLI
+  that started it. It is adopted: followed to its end as if this daemon had started it (if it still runs), or
+  ended with the container's own exit code (if it has ended meanwhile).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Repair(enum.Enum):
     INTERRUPT = "interrupt"
     STOP = "stop"
     """Stop what is left of the job (its process group, its container), then record it interrupted."""
+    ADOPT = "adopt"
+    """Follow the job's detached container again (or record how it ended)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,12 @@ def decide_restart(
     max_age: float,
     process_alive: bool,
     spawned: bool = True,
+    detached_container: bool = False,
 ) -> Decision:
     """`spawned`: the job's log file exists (the spawn was at least begun); `process_alive`: a process of the
     job is still there (for a queued record, found by the job's marker)."""
+    if state is JobState.RUNNING and detached_container:
+        return Decision(Repair.ADOPT)
     if state is JobState.QUEUED and attempted and (process_alive or spawned):
         if process_alive:
             return Decision(

@@ -39,6 +39,7 @@ from hostpipe.daemon.events import Events
 from hostpipe.daemon.procs import JOB_MARKER, job_marker, process_start_time, signal_group
 from hostpipe.daemon.spawn import spawn
 from hostpipe.daemon.store import Store
+from hostpipe.daemon.supervise import Supervisor
 
 log = structlog.get_logger("hostpipe.executor")
 
@@ -127,6 +128,15 @@ class Executor:
         self._fd_warning = False
         self._retry_timer: asyncio.TimerHandle | None = None
         self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=stoppers, thread_name_prefix="stop")
+        self._supervisor = Supervisor(
+            loop=self._loop,
+            cid_dir=cid_dir,
+            stopper=self._stopper,
+            store_id=store_id,
+            cwd=cwd,
+            finish=self._followed_end,
+            record_container=lambda job, container: self._store.write("container", (container, 1, job.id)),
+        )
         self.fit_to_fds()
 
     def fit_to_fds(self) -> None:
@@ -291,11 +301,17 @@ class Executor:
         # The leader is a zombie: its pid still holds the group, so this reaches only what it left behind.
         signal_group(job.pid, signal.SIGKILL)
         _, status = os.waitpid(job.pid, 0)
+        # Reaped: the pid may name another process from now on, so it is never signalled again.
+        job.pid = None
         returncode = os.waitstatus_to_exitcode(status)
-        if job.cidfile is not None:
+        handle = job.allowed.container
+        if job.cidfile is not None and handle is not None:
+            if handle.followed and self._supervisor.cli_exited(job, returncode):
+                return  # the job goes on: its container runs, followed until it ends
             container = cidfiles.read_container_id(job.cidfile)
             if container is not None:
                 self._store.write("container", (container, 0, job.id))
+                self._supervisor.remove_later(job, container)
             cidfiles.remove(job.cidfile)
         detail = f" after {job.allowed.timeout:g}s" if job.stop_cause is StopCause.TIMEOUT else ""
         self._running.pop(job.id, None)
@@ -308,8 +324,7 @@ class Executor:
             timer.cancel()
         job.timers.clear()
         job.state = transition(job.state, outcome.state)
-        row = (str(outcome.state), outcome.exit_code, outcome.signal, outcome.reason, self._clock(), None, job.id)
-        self._store.write("finished", row)
+        self._store.finished(job.id, outcome, self._clock())
         (job.logger or log).info(
             "job_finished",
             state=str(outcome.state),
@@ -322,8 +337,32 @@ class Executor:
 
     # -- stopping -------------------------------------------------------------------------------------------
 
+    def _followed_end(self, job: Job, outcome: Outcome) -> None:
+        """A followed container ended (or was given up on): the job ends with it and frees its slot."""
+        self._running.pop(job.id, None)
+        self._finish(job, outcome)
+        self._start_waiting()
+
+    def adopt(self, job: Job, container: str, *, started_at: float | None, since: float | None) -> None:
+        """Follow a detached container a previous daemon started, as if this daemon had (restart, upgrade)."""
+        job.logger = log.bind(job=job.id, pod=job.pod)
+        job.log_path = log_path_for(self._logs_dir, job.id, job.pod)
+        job.cidfile = cidfiles.cidfile_for(self._cid_dir, job.id)
+        job.state = JobState.RUNNING
+        job.attempted = True
+        self._running[job.id] = job
+        self._supervisor.follow(job, container, since=since)
+        if job.allowed.timeout and not job.state.terminal:
+            elapsed = (self._clock() - started_at) if started_at is not None else 0.0
+            left = max(0.0, job.allowed.timeout - elapsed)
+            job.timers.append(self._loop.call_later(left, self.stop, job, StopCause.TIMEOUT))
+
     def stop(self, job: Job, cause: StopCause) -> None:
         """SIGTERM to the job's group now, SIGKILL after the grace. A queued job simply never starts."""
+        if self._supervisor.following(job):
+            if job.stop_cause is None:
+                self._supervisor.stop(job, cause, grace=self.kill_grace)
+            return
         if job.spawning:
             job.stop_cause = job.stop_cause or cause
             return
@@ -377,7 +416,9 @@ class Executor:
 
     def kill_now(self, job: Job) -> None:
         """SIGKILL without waiting for the grace (a second stop signal to the daemon)."""
-        if job.state is JobState.RUNNING and job.pid is not None:
+        if self._supervisor.following(job):
+            self._supervisor.stop(job, job.stop_cause or StopCause.SHUTDOWN, grace=0)
+        elif job.state is JobState.RUNNING and job.pid is not None:
             job.stop_cause = job.stop_cause or StopCause.SHUTDOWN
             signal_group(job.pid, signal.SIGKILL)
 
@@ -396,24 +437,37 @@ class Executor:
     def live_jobs(self) -> list[Job]:
         return [*self._running.values(), *self._queue]
 
-    async def shutdown(self, *, grace_margin: float = 5.0) -> None:
-        """Stop accepting, cancel what waits, stop what runs, and wait (bounded) until every end is recorded."""
+    async def shutdown(self, *, grace_margin: float = 5.0, leave_detached: bool = False) -> None:
+        """Stop accepting, cancel what waits, stop what runs, and wait (bounded) until every end is recorded.
+
+        `leave_detached` (an upgrade): followed detached containers keep running and their records stay
+        `running`; the next daemon adopts them.
+        """
         self._accepting = False
         if self._retry_timer is not None:
             self._retry_timer.cancel()
         for job in list(self._queue):
             self.stop(job, StopCause.SHUTDOWN)
+        if leave_detached:
+            for job_id in self._supervisor.ids():
+                job = self._running.pop(job_id)
+                self._supervisor.leave(job)
+                for timer in job.timers:
+                    timer.cancel()
         running = list(self._running.values())
         for job in running:
             self.stop(job, StopCause.SHUTDOWN)
         if running:
             waits = [asyncio.ensure_future(job.ended.wait()) for job in running]
-            _, pending = await asyncio.wait(waits, timeout=self.kill_grace + grace_margin)
+            # A followed container's end is read by its waiter once `RUNTIME stop` returns: allow for both.
+            margin = grace_margin + (10.0 if any(self._supervisor.following(j) for j in running) else 0.0)
+            _, pending = await asyncio.wait(waits, timeout=self.kill_grace + margin)
             for waiter in pending:
                 waiter.cancel()
         for job in list(self._running.values()):
             # SIGKILL was sent and the process still has not ended (stuck in the kernel): record what is known.
             self._running.pop(job.id, None)
+            self._supervisor.leave(job)
             if job.pidfd is not None:
                 self._loop.remove_reader(job.pidfd)
                 os.close(job.pidfd)

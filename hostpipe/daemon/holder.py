@@ -45,7 +45,8 @@ _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
 _HEALTHY_RUN = 30.0
 """A daemon that ran this long before it died starts the back-off from the beginning again."""
-_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2)
+"""SIGUSR2 stops the daemon for an upgrade: detached containers keep running for the next daemon to adopt."""
 
 
 def _describe(status: int) -> str:

@@ -10,19 +10,23 @@ logged and recorded through the store. Jobs that never started are returned, to 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from hostpipe.core.containers import stop_command
-from hostpipe.core.job import JobState
-from hostpipe.core.policy import LoadedPolicy, job_env
+from hostpipe.core.containers import container_handle, container_id, stop_command
+from hostpipe.core.job import JobState, Outcome, outcome_of_exit
+from hostpipe.core.policy import LoadedPolicy, RuntimePolicy, job_env
 from hostpipe.core.restart import Repair, decide_restart
+from hostpipe.core.runtimes.base import ArgvRefused
+from hostpipe.core.runtimes.registry import GRAMMARS
 from hostpipe.daemon import cidfiles
 from hostpipe.daemon.executor import log_path_for
 from hostpipe.daemon.procs import find_marked, process_start_time, signal_group
@@ -47,6 +51,50 @@ class Containers:
         found = record.container_id or cidfiles.read_container_id(cidfile)
         cidfiles.remove(cidfile)
         return found
+
+    def _engine(self, record: JobRecord) -> tuple[str, dict[str, str], RuntimePolicy] | None:
+        runtime = self._loaded.policy.runtimes.get(record.runtime or "")
+        executable = self._loaded.executables.get(record.runtime or "")
+        if runtime is None or executable is None or runtime.kind not in ("docker", "podman"):
+            return None
+        return executable, job_env(runtime, self._environ), runtime
+
+    def _run(self, command: tuple[str, ...], env: dict[str, str], timeout: float = 30) -> str | None:
+        try:
+            result = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd=self._cwd,
+                timeout=timeout, start_new_session=True, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.decode(errors="replace") if result.returncode == 0 else None
+
+    def state(self, record: JobRecord, container: str) -> tuple[str, int | None] | None:
+        """The container's status and exit code as its engine reports them; None when it is gone."""
+        engine = self._engine(record)
+        if engine is None or container_id(container) is None:
+            return None
+        executable, env, _ = engine
+        out = self._run((executable, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", container), env)
+        words = (out or "").split()
+        if len(words) != 2:
+            return None
+        return words[0].lower(), int(words[1]) if words[1].lstrip("-").isdigit() else None
+
+    def remove(self, record: JobRecord, container: str) -> None:
+        """Remove an ended container hostpipe created, unless the line or the policy keeps it."""
+        engine = self._engine(record)
+        if engine is None or container_id(container) is None:
+            return
+        executable, env, runtime = engine
+        argv = tuple(record.argv or ())
+        try:
+            handle = container_handle(runtime.kind, GRAMMARS[runtime.kind].parse(argv[1:]), argv)
+        except ArgvRefused:
+            handle = None
+        if handle is None or not dataclasses.replace(handle, kept=runtime.keep_containers).removed_by_hostpipe:
+            return
+        self._run((executable, "rm", "--force", container), env)
 
     def _stop_target(self, record: JobRecord, grace: float) -> tuple[tuple[str, ...], dict[str, str], str] | None:
         runtime = self._loaded.policy.runtimes.get(record.runtime or "")
@@ -99,6 +147,14 @@ def _groups(record: JobRecord, marked: dict[int, list[int]]) -> list[tuple[int, 
     return [(group, process_start_time(group)) for group in groups]
 
 
+@dataclass(frozen=True)
+class Restart:
+    """What the repair leaves to the starting daemon: jobs to run again, detached containers to follow."""
+
+    requeue: list[JobRecord]
+    adopt: list[tuple[JobRecord, str]]
+
+
 def reconcile(
     live: list[JobRecord],
     store: Store,
@@ -109,13 +165,14 @@ def reconcile(
     logs_dir: Path,
     store_id: str,
     containers: Containers | None = None,
-) -> list[JobRecord]:
-    """End or stop every live record a previous daemon left; return the queued ones to run again."""
+) -> Restart:
+    """End or stop every live record a previous daemon left; return what the new daemon takes over."""
     requeue: list[JobRecord] = []
+    adopt: list[tuple[JobRecord, str]] = []
     to_stop: list[tuple[int, int | None]] = []
     stopped_jobs: list[JobRecord] = []
-    starting = [r for r in live if r.state is JobState.QUEUED and r.start_attempt is not None]
-    marked = find_marked(store_id) if starting else {}
+    looked_for = [r for r in live if r.detached or (r.state is JobState.QUEUED and r.start_attempt is not None)]
+    marked = find_marked(store_id) if looked_for else {}
     for record in live:
         groups = _groups(record, marked)
         decision = decide_restart(
@@ -126,9 +183,19 @@ def reconcile(
             max_age=max_age,
             process_alive=bool(groups),
             spawned=log_path_for(logs_dir, record.id, record.pod).exists(),
+            detached_container=record.detached and record.container_id is not None and containers is not None,
         )
         if decision.repair is Repair.REQUEUE:
             requeue.append(record)
+            continue
+        if decision.repair is Repair.ADOPT:
+            assert containers is not None and record.container_id is not None
+            # What the previous daemon had following the container (its waiter, its log follower) goes.
+            for pid in marked.get(record.id, []):
+                signal_group(pid, signal.SIGKILL)
+            taken = _adopt_or_end(record, record.container_id, containers, store, now)
+            if taken:
+                adopt.append((record, record.container_id))
             continue
         state = JobState.EXPIRED if decision.repair is Repair.EXPIRE else JobState.INTERRUPTED
         if decision.repair is Repair.STOP:
@@ -137,7 +204,7 @@ def reconcile(
             to_stop.extend(groups)
         if record.state is JobState.RUNNING or record.start_attempt is not None:
             stopped_jobs.append(record)
-        store.write("finished", (str(state), None, None, decision.reason, now, None, record.id))
+        store.finished(record.id, Outcome(state, reason=decision.reason), now)
         log.warning("job_repaired", job=record.id, pod=record.pod, was=str(record.state), reason=decision.reason)
     deadline = time.monotonic() + grace
     if containers is not None and stopped_jobs:
@@ -150,4 +217,23 @@ def reconcile(
         signal_group(group, signal.SIGKILL)
     if requeue:
         log.info("jobs_requeued", count=len(requeue), note="queued when the daemon stopped; they run now")
-    return requeue
+    return Restart(requeue, adopt)
+
+
+def _adopt_or_end(record: JobRecord, container: str, containers: Containers, store: Store, now: float) -> bool:
+    """True when the detached container still runs (to be followed); otherwise its end is recorded here."""
+    found = containers.state(record, container)
+    if found is not None and found[0] in ("running", "paused", "restarting"):
+        log.info("container_adopted", job=record.id, pod=record.pod, container=container[:12])
+        return True
+    if found is None:
+        reason = f"the daemon stopped while following the container {container[:12]}, which is gone since"
+        outcome = Outcome(JobState.INTERRUPTED, reason=reason)
+    else:
+        ended = outcome_of_exit(found[1] if found[1] is not None else -1, None)
+        reason = f"{ended.reason or 'exit code 0'}; the container ended while no daemon followed it"
+        outcome = dataclasses.replace(ended, reason=reason)
+        containers.remove(record, container)
+    store.finished(record.id, outcome, now)
+    log.warning("job_repaired", job=record.id, pod=record.pod, was="running", reason=outcome.reason)
+    return False

@@ -34,7 +34,7 @@ import structlog
 from hostpipe.core.evaluate import evaluate, line_text
 from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
-from hostpipe.core.job import JobState, StopCause
+from hostpipe.core.job import JobState, Outcome, StopCause
 from hostpipe.core.policy import Allowed, LoadedPolicy, Refused
 from hostpipe.core.request import Cancel
 from hostpipe.daemon import systemd
@@ -138,6 +138,7 @@ class Server:
         self._control: asyncio.AbstractServer | None = None
         self._watcher: Any = None
         self._stopping = False
+        self._leave_detached = False
         self._lock_fd: int | None = None
         self._reading = False
         self._frames: collections.deque[Frame] = collections.deque()
@@ -199,7 +200,7 @@ class Server:
             reader.close()
         policy = self.loaded.policy
         containers = Containers(self.loaded, self.environ, cid_dir(state_dir), self.expansions.home)
-        requeue = reconcile(
+        restart = reconcile(
             live,
             self.store,
             time.time(),
@@ -222,7 +223,7 @@ class Server:
             events=self.events,
         )
         self._control = await serve_control(control_socket(state_dir), self._on_control)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload_policy, "SIGHUP")
         self.pipe = held_pipe(self.config.pipe, self.environ) or inherited_pipe(self.config.pipe)
@@ -232,7 +233,8 @@ class Server:
             hand_pipe_up(self.pipe.fd, self.environ)
         self.inbox = Inbox(state_dir)
         left = self.inbox.recover(_inbox_position(hello.meta))
-        self._requeue(requeue)
+        self._requeue(restart.requeue)
+        self._adopt(restart.adopt, containers)
         if left:
             # Lines a previous daemon took from the pipe but did not record: recorded (and run) now. Beside a
             # new store, the inbox belonged to a store that is gone, which may have recorded (and run) them:
@@ -290,7 +292,7 @@ class Server:
             self._watcher.stop()
         if self._control is not None:
             self._control.close()
-        await self.executor.shutdown()
+        await self.executor.shutdown(leave_detached=self._leave_detached)
         with contextlib.suppress(FileNotFoundError):
             control_socket(self.config.state_dir).unlink()
         left = await self.store.close(timeout=10)
@@ -481,11 +483,31 @@ class Server:
             decision = result.decision
             if isinstance(decision, Refused):
                 reason = f"refused at restart by the policy in force: {decision.reason}"
-                self.store.write("finished", (str(JobState.REFUSED), None, None, reason, time.time(), None, record.id))
+                self.store.finished(record.id, Outcome(JobState.REFUSED, reason=reason), time.time())
                 log.warning("job_refused_at_restart", job=record.id, pod=record.pod, rule=decision.rule)
                 continue
             job = self._job(record.id, decision, record.pod, record.client_id, record.line, record.submitted_at)
             self.executor.submit(job)
+
+    def _adopt(self, adopted: list[tuple[JobRecord, str]], containers: Containers) -> None:
+        """Follow again the detached containers a previous daemon was following when it stopped."""
+        for record, container in adopted:
+            result = evaluate(record.line.encode(), self.expansions, self.loaded, self.host, self.environ)
+            decision = result.decision
+            if isinstance(decision, Refused):
+                # The policy in force no longer allows what runs: it is stopped, not taken over.
+                containers.stop([record], self.loaded.policy.kill_grace)
+                reason = (
+                    f"the policy in force at restart no longer allows the line ({decision.rule}); "
+                    "its container was stopped"
+                )
+                self.store.finished(record.id, Outcome(JobState.CANCELLED, reason=reason), time.time())
+                log.warning("job_refused_at_restart", job=record.id, pod=record.pod, rule=decision.rule)
+                continue
+            job = self._job(record.id, decision, record.pod, record.client_id, record.line, record.submitted_at)
+            log_path = Path(record.log) if record.log else None
+            since = log_path.stat().st_mtime if log_path is not None and log_path.exists() else record.started_at
+            self.executor.adopt(job, container, started_at=record.started_at, since=since)
 
     def _live_rows(self) -> list[tuple[str, list[Any]]]:
         """Full records of every live job, to write again into a store that was created anew."""
@@ -602,6 +624,9 @@ class Server:
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
+        if sig is signal.SIGUSR2 and not self._stop.done():
+            # Stopping for an upgrade: detached containers keep running, and the next start adopts them.
+            self._leave_detached = True
         if not self._stop.done():
             self._stop.set_result(sig.name)
         elif self._signals > 1:

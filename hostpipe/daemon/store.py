@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from hostpipe.core.job import JobState
+from hostpipe.core.job import JobState, Outcome
 from hostpipe.daemon.schema import DB_NAME, StoreCorrupt, StoreError
 from hostpipe.daemon.wire import Decoder, encode
 
@@ -413,6 +413,11 @@ class Store:
             return None
         self._queue(_Item(kind, [row], future))
         return future
+
+    def finished(self, job_id: int, outcome: Outcome, ended_at: float) -> None:
+        """Queue a job's terminal state (with its exit code or signal and the reason)."""
+        row = (str(outcome.state), outcome.exit_code, outcome.signal, outcome.reason, ended_at, None, job_id)
+        self.write("finished", row)
 
     def _queue(self, item: _Item) -> None:
         self._pending.append(item)

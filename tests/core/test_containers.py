@@ -14,6 +14,8 @@ CASES = [
     ("docker run --name ersap -d gurjyan/ersap:v0.4", ContainerHandle(insert_at=5, detached=True)),
     ("podman run --name=a --rm img", ContainerHandle(insert_at=4, removed_by_engine=True)),
     ("docker run -d --detach=false img", ContainerHandle(insert_at=4)),  # the last occurrence wins
+    ("docker run -d --restart=always img", ContainerHandle(insert_at=4, detached=True, engine_owned=True)),
+    ("podman run -d --restart no img", ContainerHandle(insert_at=5, detached=True)),
     ("docker run --rm img echo hi", ContainerHandle(insert_at=3, removed_by_engine=True)),
     ("docker run --rm -- img echo hi", ContainerHandle(insert_at=3, removed_by_engine=True)),  # before `--`
     ("docker -D run img", ContainerHandle(insert_at=3)),  # global options shift the place
@@ -35,6 +37,32 @@ def test_handle_for_each_kind_of_line(line, expected):
         reread = GRAMMARS[argv[0]].parse(added[1:])
         assert reread.image == invocation.image and reread.args == invocation.args
         assert [o.value for o in reread.options if o.name == "--cidfile"] == ["/state/cid/7.cid"]
+
+
+def test_a_followed_rm_container_is_removed_by_hostpipe_after_its_end_is_read():
+    """`run -d --rm`: hostpipe adds --rm=false (the last occurrence wins) and removes the container itself."""
+    argv = ("podman", "run", "-d", "--rm", "img", "sh")
+    handle = container_handle("podman", GRAMMARS["podman"].parse(argv[1:]), argv)
+    assert handle is not None and handle.followed and handle.defers_removal and handle.removed_by_hostpipe
+    added = with_cidfile(argv, handle, "/s/cid/1.cid")
+    assert added == ("podman", "run", "-d", "--rm", "--cidfile=/s/cid/1.cid", "--rm=false", "img", "sh")
+    assert [o.value for o in GRAMMARS["podman"].parse(added[1:]).options if o.name == "--rm"] == ["true", "false"]
+
+
+@pytest.mark.parametrize(
+    ("line", "removed_by_hostpipe"),
+    [
+        ("docker run img", True),  # nobody else removes it
+        ("docker run --rm img", False),  # the engine does, as the CLI waits for it
+        ("docker run -d --rm img", True),  # deferred: hostpipe reads its end first
+        ("docker run -d --restart=always img", False),  # the engine owns it
+    ],
+)
+def test_who_removes_each_container(line, removed_by_hostpipe):
+    """Every container a job created is removed once, by the engine or by hostpipe, unless the engine owns it."""
+    argv = tuple(shlex.split(line))
+    handle = container_handle("docker", GRAMMARS["docker"].parse(argv[1:]), argv)
+    assert handle is not None and handle.removed_by_hostpipe is removed_by_hostpipe
 
 
 def test_stop_command_rounds_the_grace_up():

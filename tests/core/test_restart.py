@@ -20,6 +20,32 @@ CASES = [
 ]
 
 
+def test_a_running_detached_container_is_adopted_whatever_its_cli_did():
+    """The container is the job once its `run -d` CLI returned: the restart follows it, it does not stop it."""
+    decision = decide_restart(
+        JobState.RUNNING,
+        attempted=True,
+        submitted_at=0,
+        now=NOW,
+        max_age=60,
+        process_alive=False,
+        detached_container=True,
+    )
+    assert decision.repair is Repair.ADOPT
+
+
+@pytest.mark.parametrize(
+    ("spawned", "alive", "repair"),
+    [(False, False, Repair.REQUEUE), (True, True, Repair.STOP), (True, False, Repair.INTERRUPT)],
+)
+def test_an_attempted_start_is_told_apart_by_its_log_and_its_marker(spawned, alive, repair):
+    """No log: never spawned, it runs; a marked process: it runs unwatched, stopped; else it may have run."""
+    decision = decide_restart(
+        JobState.QUEUED, attempted=True, submitted_at=NOW, now=NOW, max_age=60, process_alive=alive, spawned=spawned
+    )
+    assert decision.repair is repair
+
+
 @pytest.mark.parametrize(("state", "attempted", "waited", "max_age", "alive", "repair"), CASES)
 def test_each_left_record_gets_one_repair(state, attempted, waited, max_age, alive, repair):
     """Never started runs, too old expires, maybe started is not run again, running is stopped or ended."""

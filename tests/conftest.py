@@ -147,7 +147,7 @@ class Daemon:
 
     def kill_all(self) -> None:
         """SIGKILL the holder and every daemon it started: nothing of a test outlives it."""
-        pids = {int(e["pid"]) for e in self.events() if e.get("event") in ("ready", "daemon_started")}
+        pids = {int(e["pid"]) for e in self.events() if e.get("event") in ("ready", "daemon_restarted")}
         if self.process is not None:
             pids.add(self.process.pid)
             with contextlib.suppress(OSError):

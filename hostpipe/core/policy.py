@@ -116,12 +116,18 @@ class Policy(BaseModel):
     a file does not set it: a week, or the default `timeout` if that is longer."""
     kill_grace: float = 10.0
     """Seconds between SIGTERM and SIGKILL when a job is stopped; at most an hour."""
+    job_cgroups: bool = True
+    """Give each job a cgroup of its own where the host allows it (root, or a delegated cgroup), so that nothing
+    a job starts outlives it; false leaves only the subreaper to catch what leaves a job's process group."""
+    max_job_pids: int = Field(default=4096, ge=0, le=4_194_304)
+    """The most processes one job may have at once, where hostpipe gives each job a cgroup (see the docs on
+    job isolation); 0 means no limit. A fork bomb in a job stops there."""
     requeue_max_age: float = 3600.0
     """Jobs still queued when the daemon stopped run at its next start unless they waited longer than this
     (then they are recorded as expired); 0 means they always run."""
     runtimes: dict[str, RuntimePolicy] = Field(default_factory=dict)
 
-    @field_validator("max_concurrent", "max_queued", mode="before")
+    @field_validator("max_concurrent", "max_queued", "max_job_pids", "job_cgroups", mode="before")
     @classmethod
     def _strict(cls, value: Any, info: ValidationInfo) -> Any:
         return _strict_scalar(cls.model_fields, value, info)

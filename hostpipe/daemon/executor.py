@@ -22,9 +22,8 @@ import errno
 import os
 import resource
 import signal
-import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,11 @@ from hostpipe.core.containers import stop_command, with_cidfile
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit, transition
 from hostpipe.core.policy import Allowed
 from hostpipe.daemon import cidfiles
+from hostpipe.daemon.commands import OwnChildren, run_command
 from hostpipe.daemon.events import Events
+from hostpipe.daemon.jobcgroups import JobCgroups
 from hostpipe.daemon.procs import JOB_MARKER, job_marker, process_start_time, signal_group
+from hostpipe.daemon.reaper import Reaper
 from hostpipe.daemon.spawn import spawn
 from hostpipe.daemon.store import Store
 from hostpipe.daemon.supervise import Supervisor
@@ -46,6 +48,8 @@ log = structlog.get_logger("hostpipe.executor")
 _OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE})
 _FDS_PER_JOB = 3
 """Descriptors a running job holds at once at most: its pidfd, and briefly its log and container id file."""
+_ORPHAN_GRACE = 2.0
+"""Seconds after a job ended before its orphans are ended: an engine's monitor may be finishing its cleanup."""
 _FDS_RESERVED = 64
 """Descriptors kept for the daemon itself: the pipe, the store, the control socket, logs, spawning."""
 
@@ -103,6 +107,8 @@ class Executor:
         job_nofile: tuple[int, int] | None = None,
         store_id: str = "",
         events: Events | None = None,
+        cgroups: JobCgroups | None = None,
+        reaper: Reaper | None = None,
     ) -> None:
         self._store = store
         self._logs_dir = logs_dir
@@ -115,6 +121,12 @@ class Executor:
         self._clock = clock
         self._store_id = store_id
         self._events = events or Events()
+        self._cgroups = cgroups
+        self._reaper = reaper
+        self.own_children = OwnChildren()
+        """Children that stopper threads wait for themselves; the reaper leaves them alone."""
+        self._recently_ended: dict[int, float] = {}
+        """Jobs that ended a moment ago: their orphans (an engine's monitor finishing up) are spared a while."""
         self._job_nofile = job_nofile
         """The descriptor limit jobs get: the daemon's own soft limit before it raised it, as systemd does."""
         self._queue: collections.deque[Job] = collections.deque()
@@ -136,6 +148,7 @@ class Executor:
             cwd=cwd,
             finish=self._followed_end,
             record_container=lambda job, container: self._store.write("container", (container, 1, job.id)),
+            own=self.own_children,
         )
         self.fit_to_fds()
 
@@ -248,7 +261,11 @@ class Executor:
             if job.log_path.parent not in self._made_dirs:
                 job.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self._made_dirs.add(job.log_path.parent)
-            pid = spawn(argv, env, job.log_path)
+            if self._cgroups is not None:
+                with self._cgroups.spawning(job.id, argv) as spawned:
+                    pid = spawn(spawned, env, job.log_path)
+            else:
+                pid = spawn(argv, env, job.log_path)
             job.pidfd = os.pidfd_open(pid)
         except OSError as error:
             self._running.pop(job.id, None)
@@ -333,6 +350,11 @@ class Executor:
             reason=outcome.reason,
         )
         job.ended.set()
+        if job.log_path is not None:
+            # It ran: whatever it left behind (in its cgroup now, its orphans at the next sweep) goes.
+            self._recently_ended[job.id] = time.monotonic()
+            if self._cgroups is not None:
+                self._cgroups.end(job.id)
         self._events.job_finished(job, outcome)
 
     # -- stopping -------------------------------------------------------------------------------------------
@@ -394,25 +416,13 @@ class Executor:
             return
         command = stop_command(job.allowed.argv[0], grace, container)
         try:
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                env=dict(job.allowed.env),
-                cwd=self._cwd,
-                timeout=grace + 30,
-                start_new_session=True,
-                check=False,
+            code, stderr = run_command(
+                command, job.allowed.env, cwd=self._cwd, timeout=grace + 30, own=self.own_children
             )
-        except (OSError, subprocess.TimeoutExpired) as error:
+        except OSError as error:
             job.logger.warning("container_stop_failed", container=container, error=str(error))
             return
-        job.logger.info(
-            "container_stopped",
-            container=container,
-            exit_code=result.returncode,
-            stderr=result.stderr.decode(errors="replace").strip()[-500:] or None,
-        )
+        job.logger.info("container_stopped", container=container, exit_code=code, stderr=stderr or None)
 
     def kill_now(self, job: Job) -> None:
         """SIGKILL without waiting for the grace (a second stop signal to the daemon)."""
@@ -421,6 +431,28 @@ class Executor:
         elif job.state is JobState.RUNNING and job.pid is not None:
             job.stop_cause = job.stop_cause or StopCause.SHUTDOWN
             signal_group(job.pid, signal.SIGKILL)
+
+    def tick(self, also_known: Iterable[int] = ()) -> None:
+        """Housekeeping: end the orphans of jobs that have ended, and what is left in their cgroups.
+
+        `also_known`: other children of the daemon that someone waits for (the store writer).
+        """
+        now = time.monotonic()
+        for job_id, ended in list(self._recently_ended.items()):
+            if now - ended > _ORPHAN_GRACE:
+                del self._recently_ended[job_id]
+        live = {*self._running, *self._recently_ended}
+        if self._reaper is not None:
+            known = {j.pid for j in self._running.values() if j.pid is not None}
+            known |= {*self._supervisor.pids(), *self.own_children.snapshot(), *also_known}
+            for pid, job_id in self._reaper.sweep(known, live):
+                log.warning("orphan_ended", pid=pid, job=job_id, note="it had left its job's process group")
+        if self._cgroups is not None:
+            for job_id in self._cgroups.leftovers():
+                if job_id not in live:
+                    self._cgroups.end(job_id)
+
+    extra_known: set[int] = set()
 
     def running_ids(self) -> list[int]:
         return list(self._running)
@@ -448,10 +480,12 @@ class Executor:
             self._retry_timer.cancel()
         for job in list(self._queue):
             self.stop(job, StopCause.SHUTDOWN)
+        left_running: set[int] = set()
         if leave_detached:
             for job_id in self._supervisor.ids():
                 job = self._running.pop(job_id)
                 self._supervisor.leave(job)
+                left_running.add(job_id)
                 for timer in job.timers:
                     timer.cancel()
         running = list(self._running.values())
@@ -473,6 +507,12 @@ class Executor:
                 os.close(job.pidfd)
             if not job.state.terminal:
                 self._finish(job, Outcome(JobState.INTERRUPTED, reason="did not end after SIGKILL at shutdown"))
+        if self._reaper is not None:
+            # Every job has ended: what left a job's process group goes now, not at a tick that will not come
+            # (the engine monitors of containers left running for an upgrade stay).
+            self._reaper.sweep({*self.own_children.snapshot()}, left_running)
+        if self._cgroups is not None and not left_running:
+            self._cgroups.close()
         self._stopper.shutdown(wait=False)
 
 

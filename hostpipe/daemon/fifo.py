@@ -174,3 +174,51 @@ def held_lock(environ: Mapping[str, str]) -> int | None:
     fd = int(value)
     os.set_inheritable(fd, False)
     return fd
+
+
+LOST_PREFIX = ".lost-"
+"""What was found at the pipe's path in its place is moved aside under the pipe's name plus this and a time."""
+MAX_LOST_BYTES = 4 << 20
+"""The most of a regular file found in the pipe's place that is read back as lines."""
+
+
+def pipe_state(path: Path, fd: int) -> str | None:
+    """None while the path still names the FIFO the daemon reads; otherwise what is (or is not) there."""
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        return f"its folder cannot be opened ({error.strerror})"
+    try:
+        try:
+            found = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return "missing"
+        ours = os.fstat(fd)
+        if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
+            return None
+        return "replaced by " + _describe(path.name, dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def set_aside(path: Path, now: float) -> tuple[Path | None, bytes]:
+    """Move whatever is at the pipe's path aside (never deleting or following it); return where it went and,
+    for a regular file (pods' `echo` wrote into it while the FIFO was gone), what it holds (bounded)."""
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            found = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, b""
+        aside = f"{path.name}{LOST_PREFIX}{int(now)}"
+        os.rename(path.name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        data = b""
+        if stat.S_ISREG(found.st_mode):
+            file_fd = os.open(aside, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                data = os.read(file_fd, MAX_LOST_BYTES)
+            finally:
+                os.close(file_fd)
+        return path.parent / aside, data
+    finally:
+        os.close(dir_fd)

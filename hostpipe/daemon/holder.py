@@ -141,7 +141,8 @@ class Holder:
         finally:
             theirs.close()
         daemon = self._daemon
-        log.info("daemon_started", pid=daemon.pid, holder=os.getpid())
+        if self._pipe_fd is not None:
+            log.info("daemon_restarted", pid=daemon.pid, holder=os.getpid())
         if self._stop is not None:
             # A stop signal came while the daemon was being started: pass it on now.
             os.kill(daemon.pid, self._stop)

@@ -171,8 +171,8 @@ def reconcile(
     adopt: list[tuple[JobRecord, str]] = []
     to_stop: list[tuple[int, int | None]] = []
     stopped_jobs: list[JobRecord] = []
-    looked_for = [r for r in live if r.detached or (r.state is JobState.QUEUED and r.start_attempt is not None)]
-    marked = find_marked(store_id) if looked_for else {}
+    # Every process that carries this store's job marker was started for a job of the previous daemon.
+    marked = find_marked(store_id)
     for record in live:
         groups = _groups(record, marked)
         decision = decide_restart(
@@ -190,9 +190,11 @@ def reconcile(
             continue
         if decision.repair is Repair.ADOPT:
             assert containers is not None and record.container_id is not None
-            # What the previous daemon had following the container (its waiter, its log follower) goes.
+            # What the previous daemon had following the container (its waiter, its log follower) goes; the
+            # engine's monitor of the container (podman's conmon carries the job's marker too) stays.
             for pid in marked.get(record.id, []):
-                signal_group(pid, signal.SIGKILL)
+                if _is_follower(pid, record.container_id):
+                    signal_group(pid, signal.SIGKILL)
             taken = _adopt_or_end(record, record.container_id, containers, store, now)
             if taken:
                 adopt.append((record, record.container_id))
@@ -215,9 +217,29 @@ def reconcile(
         to_stop = [(group, start) for group, start in to_stop if _alive(group, start)]
     for group, _ in to_stop:
         signal_group(group, signal.SIGKILL)
+    # What escaped its job's process group (setsid) before the daemon died, for any job but the containers
+    # that are followed again (podman's conmon of such a container carries its job's marker): it goes now.
+    adopted = {record.id for record, _ in adopt}
+    for job_id, pids in marked.items():
+        if job_id in adopted:
+            continue
+        for pid in pids:
+            signal_group(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
     if requeue:
         log.info("jobs_requeued", count=len(requeue), note="queued when the daemon stopped; they run now")
     return Restart(requeue, adopt)
+
+
+def _is_follower(pid: int, container: str) -> bool:
+    """A `RUNTIME wait ID` or `RUNTIME logs ... ID` a daemon started to follow the container."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+    except OSError:
+        return False
+    return len(words) > 2 and words[1] in (b"wait", b"logs") and container.encode() in words
 
 
 def _adopt_or_end(record: JobRecord, container: str, containers: Containers, store: Store, now: float) -> bool:

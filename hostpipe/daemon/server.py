@@ -42,13 +42,24 @@ from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.events import Events
 from hostpipe.daemon.executor import Executor, Job
 from hostpipe.daemon.exposure import guard
-from hostpipe.daemon.fifo import OpenPipe, held_lock, held_pipe, inherited_pipe, open_pipe
+from hostpipe.daemon.fifo import (
+    OpenPipe,
+    PipeError,
+    held_lock,
+    held_pipe,
+    inherited_pipe,
+    open_pipe,
+    pipe_state,
+    set_aside,
+)
 from hostpipe.daemon.holder import hand_pipe_up
 from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
-from hostpipe.daemon.locks import lock_state_dir
+from hostpipe.daemon.jobcgroups import JobCgroups
+from hostpipe.daemon.locks import AlreadyServing, lock_state_dir
 from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
+from hostpipe.daemon.reaper import Reaper, become_subreaper
 from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.records import JobRecord, Reader
 from hostpipe.daemon.store import NewJob, Store
@@ -148,6 +159,7 @@ class Server:
         """Inbox offset (current generation) up to which records are committed."""
         self._in_flight_inserts: set[asyncio.Future[list[int]]] = set()
         self._reload_timer: asyncio.TimerHandle | None = None
+        self._pipe_problem: str | None = None
         self._state_dir_id: tuple[int, int] | None = None
         self._state_dir_lost = False
         self.started_at = time.time()
@@ -210,6 +222,14 @@ class Server:
             store_id=store_id,
             containers=containers,
         )
+        cgroups = JobCgroups.detect(store_id, policy.max_job_pids) if policy.job_cgroups else None
+        subreaper = become_subreaper()
+        log.info(
+            "job_isolation",
+            cgroups=cgroups.kind if cgroups is not None else None,
+            pids_max=policy.max_job_pids if cgroups is not None and cgroups.kind != "v2" else None,
+            subreaper=subreaper,
+        )
         self.executor = Executor(
             store=self.store,
             logs_dir=state_dir / "logs",
@@ -221,6 +241,8 @@ class Server:
             job_nofile=job_nofile,
             store_id=store_id,
             events=self.events,
+            cgroups=cgroups,
+            reaper=Reaper(store_id) if subreaper else None,
         )
         self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
@@ -679,6 +701,58 @@ class Server:
         self.store.reopen()
         self._tasks.append(asyncio.create_task(self._restart_control()))
 
+    def _check_pipe(self) -> None:
+        """A FIFO removed or replaced at its path: pods' lines would go nowhere (or into a file). Say so, and
+        make it again where the daemon owns it; keep reading the old one until it is empty."""
+        if self.pipe is None or self._stopping:
+            return
+        state = pipe_state(self.config.pipe, self.pipe.fd)
+        if state is None:
+            self._pipe_problem = None
+            return
+        if self.pipe.inherited:
+            if self._pipe_problem != state:
+                log.error(
+                    "pipe_lost",
+                    pipe=str(self.config.pipe),
+                    state=state,
+                    note="the FIFO belongs to the service manager: restart the socket unit "
+                    "(systemctl --user restart hostpipe.socket) to make it again",
+                )
+            self._pipe_problem = state
+            return
+        log.error("pipe_lost", pipe=str(self.config.pipe), state=state, note="the FIFO is made again")
+        try:
+            aside, lines = set_aside(self.config.pipe, time.time())
+            replacement = open_pipe(self.config.pipe, mode=self.config.pipe_mode, folder_mode=self.config.folder_mode)
+        except (OSError, PipeError, AlreadyServing) as error:
+            if self._pipe_problem != state:
+                log.error("pipe_not_restored", pipe=str(self.config.pipe), error=str(error))
+            self._pipe_problem = state
+            return
+        self._pipe_problem = None
+        old = self.pipe
+        self._stop_reading()
+        # Whatever writers still had the old FIFO open put in it comes first, then the new one is read.
+        while self._take():
+            pass
+        old.close()
+        self.pipe = replacement
+        hand_pipe_up(self.pipe.fd, self.environ)
+        self._start_reading()
+        log.warning("pipe_restored", pipe=str(self.config.pipe), set_aside=str(aside) if aside else None)
+        if lines:
+            # Pods' `echo` wrote into a regular file while the FIFO was gone: their lines are recorded (through
+            # the inbox, as if read from the pipe); the file stays where it was set aside.
+            self._take_bytes(lines)
+
+    def _take_bytes(self, data: bytes) -> None:
+        """Bytes that arrived other than through the pipe, recorded through the inbox like a take."""
+        self.inbox.append(data)
+        self._frames.extend(self.framer.feed(data, emptied=True))
+        if self._deciding is None:
+            self._decide_frames()
+
     async def _restart_control(self) -> None:
         """The control socket lived in the folder that was removed: listen again at the same path."""
         if self._control is not None:
@@ -692,7 +766,9 @@ class Server:
             await asyncio.sleep(period)
             if interval:
                 systemd.notify("WATCHDOG=1")
+            self.executor.tick(also_known=[pid for pid in (self.store.writer_pid,) if pid is not None])
             self.events.tick(time.time())
             self._check_state_dir()
+            self._check_pipe()
             if self._intake_error is not None:
                 self._start_reading()

@@ -24,7 +24,6 @@ import concurrent.futures
 import contextlib
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import structlog
 from hostpipe.core.containers import stop_command
 from hostpipe.core.job import JobState, Outcome, StopCause, outcome_of_exit
 from hostpipe.daemon import cidfiles
+from hostpipe.daemon.commands import OwnChildren, run_command
 from hostpipe.daemon.procs import JOB_MARKER, job_marker, signal_group
 from hostpipe.daemon.spawn import spawn
 
@@ -81,6 +81,7 @@ class Supervisor:
         cwd: str,
         finish: Finish,
         record_container: Callable[[Job, str], object],
+        own: OwnChildren,
     ) -> None:
         self._loop = loop
         self._cid_dir = cid_dir
@@ -89,6 +90,7 @@ class Supervisor:
         self._cwd = cwd
         self._finish = finish
         self._record_container = record_container
+        self.own = own
         self._following: dict[int, Following] = {}
 
     def following(self, job: Job) -> bool:
@@ -246,21 +248,11 @@ class Supervisor:
 
     def _run(self, job: Job, command: tuple[str, ...], timeout: float, event: str) -> None:
         try:
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                env=dict(job.allowed.env),
-                cwd=self._cwd,
-                timeout=timeout,
-                start_new_session=True,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
+            code, stderr = run_command(command, job.allowed.env, cwd=self._cwd, timeout=timeout, own=self.own)
+        except OSError as error:
             job.logger.warning(f"{event}_failed", error=str(error))
             return
-        stderr = result.stderr.decode(errors="replace").strip()[-500:] or None
-        job.logger.info(event, exit_code=result.returncode, stderr=stderr)
+        job.logger.info(event, exit_code=code, stderr=stderr or None)
 
     def leave(self, job: Job) -> None:
         """Upgrade: end the helpers, keep the container running and its record `running`, for the next daemon."""
@@ -271,3 +263,12 @@ class Supervisor:
 
     def ids(self) -> list[int]:
         return list(self._following)
+
+    def pids(self) -> list[int]:
+        """The helper processes this supervisor waits for itself."""
+        return [
+            pid
+            for following in self._following.values()
+            for pid in (following.waiter, following.follower)
+            if pid is not None
+        ]

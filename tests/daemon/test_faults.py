@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -282,3 +283,48 @@ def _writer_pid(daemon_pid: int) -> int:
         if b"hostpipe.daemon.writer" in Path(f"/proc/{child}/cmdline").read_bytes():
             return int(child)
     raise AssertionError("no store writer among the daemon's children")
+
+
+def test_a_deleted_fifo_is_noticed_and_made_again(make_daemon):
+    """rm of the FIFO: within seconds the daemon says so and makes it again; later lines are recorded."""
+    daemon: Daemon = make_daemon()
+    daemon.pipe.unlink()
+    wait_for(lambda: _events(daemon, "pipe_restored"), timeout=5)
+    assert stat.S_ISFIFO(daemon.pipe.lstat().st_mode)
+    (lost,) = _events(daemon, "pipe_lost")
+    assert lost["state"] == "missing"
+    daemon.write("HOSTPIPE_ID=after docker run test/x\n")
+    (record,) = daemon.wait_records(1)
+    assert (record["client_id"], record["state"]) == ("after", "succeeded")
+
+
+def test_a_fifo_replaced_by_a_file_keeps_the_lines_written_into_it(make_daemon):
+    """A regular file in the FIFO's place (pods' echo then writes into it): its lines are recorded, the file is
+    set aside, not deleted, and a new FIFO takes its place."""
+    daemon: Daemon = make_daemon()
+    daemon.pipe.unlink()
+    # What pods' `echo LINE > pipe` does once the path is no FIFO: create and write a regular file.
+    daemon.pipe.write_text("HOSTPIPE_ID=in-file-1 docker run test/x\nHOSTPIPE_ID=in-file-2 docker run test/x\n")
+    wait_for(lambda: _events(daemon, "pipe_restored"), timeout=5)
+    assert stat.S_ISFIFO(daemon.pipe.lstat().st_mode)
+    (aside,) = daemon.pipe.parent.glob("vk-cmd.lost-*")
+    assert "in-file-1" in aside.read_text()
+    records = daemon.wait_records(2)
+    assert sorted(r["client_id"] for r in records) == ["in-file-1", "in-file-2"]
+    assert {r["state"] for r in records} == {"succeeded"}
+    daemon.write("HOSTPIPE_ID=after docker run test/x\n")
+    assert daemon.wait_records(3)[-1]["client_id"] == "after"
+
+
+def test_a_fifo_replaced_by_a_symlink_is_set_aside_without_following_it(make_daemon, tmp_path):
+    """A symlink planted at the pipe's path is moved aside (its target untouched) and a FIFO made again."""
+    daemon: Daemon = make_daemon()
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    daemon.pipe.unlink()
+    daemon.pipe.symlink_to(target)
+    wait_for(lambda: _events(daemon, "pipe_restored"), timeout=5)
+    assert stat.S_ISFIFO(daemon.pipe.lstat().st_mode)
+    assert target.read_text() == "keep me"
+    (aside,) = daemon.pipe.parent.glob("vk-cmd.lost-*")
+    assert aside.is_symlink()

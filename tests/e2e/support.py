@@ -368,7 +368,7 @@ class Hostpipe:
         status = stop_process(self.process, grace=30)
         # Whatever happened to the holder, none of the daemons it started may outlive the test.
         for event in self.log_events():
-            if event.get("event") in ("ready", "daemon_started"):
+            if event.get("event") in ("ready", "daemon_restarted"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(event["pid"]), signal.SIGKILL)
         if self._stderr is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Hostpipe, Podman
+from .support import Hostpipe, Podman, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +32,28 @@ def test_container_exit_status_becomes_the_job_exit_code(podman_hostpipe: Hostpi
     assert (job["state"], job["exit_code"], job["signal"]) == ("failed", 3, None)
 
 
-def test_jobs_use_the_storage_named_by_the_policy_env(podman_hostpipe: Hostpipe, podman: Podman) -> None:
-    """A named container started from the pipe appears in the podman storage the policy's env points at."""
-    podman_hostpipe.submit("HOSTPIPE_ID=kept podman run --name e2e-kept localhost/busybox true")
+def test_jobs_use_the_storage_named_by_the_policy_env(
+    start_hostpipe: Callable[..., Hostpipe], podman_runtime: dict[str, object], podman: Podman
+) -> None:
+    """A named container started from the pipe appears in the podman storage the policy's env points at (a
+    site that keeps containers: keep_containers = true)."""
+    hostpipe = start_hostpipe({"podman": {**podman_runtime, "keep_containers": True}})
+    hostpipe.submit("HOSTPIPE_ID=kept podman run --name e2e-kept localhost/busybox true")
 
-    job = podman_hostpipe.wait_done("kept")
+    job = hostpipe.wait_done("kept")
 
     assert job["state"] == "succeeded", Hostpipe.log_text(job)
     assert podman.container_names() == {"e2e-kept"}
+
+
+def test_a_container_the_engine_keeps_is_removed_once_its_job_ended(podman_hostpipe: Hostpipe, podman: Podman) -> None:
+    """Without --rm and without keep_containers, hostpipe removes the ended container by its id."""
+    podman_hostpipe.submit("HOSTPIPE_ID=gone podman run --name e2e-gone localhost/busybox true")
+
+    job = podman_hostpipe.wait_done("gone")
+
+    assert job["state"] == "succeeded" and job["container_id"], job
+    wait_for(lambda: not podman.container_names(), 30, "hostpipe to remove the ended container")
 
 
 REFUSED_LINES = [
@@ -77,7 +91,11 @@ def test_refused_lines_never_reach_podman(
         assert job["state"] == "refused", client_id
         assert job["reason"], client_id
         assert (job["pid"], job["exit_code"], job["started_at"]) == (None, None, None), client_id
-    # The one execution is the allowed line, with the container-id file hostpipe adds before the image.
+    # The executions are the allowed line, with the container-id file hostpipe adds before the image, and the
+    # removal of its container by the id hostpipe obtained, once the job ended.
     cidfile = hostpipe.state_dir / "cid" / f"{control['id']}.cid"
-    assert calls.read_text().splitlines() == [f"run --name e2e-control --cidfile={cidfile} localhost/busybox true"]
-    assert podman.container_names() == {"e2e-control"}
+    wait_for(lambda: len(calls.read_text().splitlines()) == 2, 30, "hostpipe to remove the ended container")
+    assert calls.read_text().splitlines() == [
+        f"run --name e2e-control --cidfile={cidfile} localhost/busybox true",
+        f"rm --force {control['container_id']}",
+    ]

@@ -1,0 +1,73 @@
+"""Per-job cgroups: a job is born in its cgroup (v1: the spawning thread steps in; v2: the child moves itself
+before it execs), so even a child it forks at once is inside, and ending the job kills every member."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from hostpipe.daemon import jobcgroups
+from hostpipe.daemon.jobcgroups import JobCgroups
+from hostpipe.daemon.spawn import spawn
+from tests.conftest import wait_for
+
+FORKS_AT_ONCE = "sh -c 'echo $$ > \"$0\"; exec sleep 30' {pidfile} & exec sleep 30"
+
+
+def _cgroups(kind: str, tmp_path: Path) -> JobCgroups:
+    if os.geteuid() != 0:
+        pytest.skip("making cgroups needs root (or a delegated cgroup)")
+    name = f"hostpipe-test-{os.getpid()}-{tmp_path.name}"[:60]
+    if kind == "v1 pids":
+        own = jobcgroups._own_cgroup("pids")
+        base = Path("/sys/fs/cgroup/pids") / (own or "/").lstrip("/") / name
+    else:
+        root, own = jobcgroups._unified_root(), jobcgroups._own_cgroup(None)
+        if root is None or own is None:
+            pytest.skip("no unified cgroup hierarchy here")
+        base = root / own.lstrip("/") / name
+    made = JobCgroups._make(base)
+    if made is None:
+        pytest.skip(f"cannot make a cgroup under {base.parent}")
+    return JobCgroups(made, kind, 20 if kind == "v1 pids" else 0)
+
+
+def _cgroup_of(pid: int, controller: str) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if (controller == "" and controllers == "") or controller in controllers.split(","):
+            return path
+    return ""
+
+
+@pytest.mark.parametrize("kind", ["v1 pids", "v2"])
+def test_a_child_forked_at_once_is_born_in_the_jobs_cgroup_and_dies_with_it(kind, tmp_path):
+    """The job's first fork happens before any parent-side move could; it is in the cgroup all the same."""
+    cgroups = _cgroups(kind, tmp_path)
+    pidfile = tmp_path / "child.pid"
+    argv = ("/bin/sh", "-c", FORKS_AT_ONCE.format(pidfile=pidfile))
+    try:
+        with cgroups.spawning(7, argv) as spawned:
+            leader = spawn(spawned, {"PATH": "/usr/bin:/bin"}, tmp_path / "job.log")
+        child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=10))
+        controller = "pids" if kind == "v1 pids" else ""
+        assert _cgroup_of(leader, controller).endswith("/job-7")
+        assert _cgroup_of(child, controller).endswith("/job-7")
+        assert _cgroup_of(os.getpid(), controller) != _cgroup_of(leader, controller), "the daemon stays outside"
+        if kind == "v1 pids":
+            assert (cgroups.base / "job-7" / "pids.max").read_text().strip() == "20"
+        assert cgroups.end(7) == 2
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text(), 10)
+        os.waitpid(leader, 0)
+        for _ in range(50):
+            if cgroups.end(7) == 0 and not (cgroups.base / "job-7").exists():
+                break
+            time.sleep(0.1)
+        assert not (cgroups.base / "job-7").exists()
+    finally:
+        for job in cgroups.leftovers():
+            cgroups.end(job)
+        cgroups.base.rmdir()

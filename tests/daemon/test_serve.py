@@ -412,3 +412,36 @@ def test_commands_find_the_daemon_through_environment_variables(make_daemon):
     records = json.loads(hostpipe("ps", "--json", env=env).stdout)
     assert [r["pod"] for r in records] == ["ns/env"]
     assert "allowed" in hostpipe("check", "docker run x", env=env).stdout
+
+
+SLOW_ENGINE = """#!/bin/sh
+# A docker whose `stop` takes 20 s (an engine under load); `run` writes a container id and runs the command.
+case "$1" in
+  stop) sleep 20; exit 0 ;;
+esac
+shift
+for word in "$@"; do
+  case $word in --cidfile=*) printf '%064d' 7 > "${word#--cidfile=}" ;; esac
+done
+while [ $# -gt 0 ]; do case $1 in -*) shift ;; *) shift; break ;; esac; done
+exec "$@"
+"""
+
+
+def test_a_slow_engine_stop_never_delays_another_pods_start(make_daemon, tmp_path):
+    """While `docker stop` of a cancelled job hangs for 20 s, another pod's line still starts within a second."""
+    slow = tmp_path / "bin" / "docker"
+    slow.parent.mkdir()
+    slow.write_text(SLOW_ENGINE)
+    slow.chmod(0o755)
+    daemon = make_daemon(f'kill_grace = "30s"\n[runtimes.docker]\nexecutable = "{slow}"\n')
+    for i in range(4):
+        daemon.write(f"HOSTPIPE_ID=victim{i} docker run test/x sleep 300\n")
+    running = wait_for(lambda: len(daemon.ps("--state", "running")) == 4 and daemon.ps("--state", "running"))
+    for job in running:
+        assert daemon.run("cancel", str(job["id"])).returncode == 0
+    time.sleep(0.5)
+    started = time.monotonic()
+    daemon.write("HOSTPIPE_ID=next docker run test/x true\n")
+    wait_for(lambda: [r for r in daemon.ps("--id", "next") if r["state"] == "succeeded"], timeout=10)
+    assert time.monotonic() - started < 3

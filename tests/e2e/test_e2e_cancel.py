@@ -112,3 +112,21 @@ def test_restart_after_a_crash_stops_the_orphaned_container(podman_hostpipe: Hos
     (record,) = [r for r in podman_hostpipe.jobs() if r["client_id"] == "orphan"]
     assert record["state"] == "interrupted"
     assert any(e["event"] == "container_repaired" for e in podman_hostpipe.log_events())
+
+
+@pytest.mark.parametrize("name", ["e2e-tenant-b", "--all"])
+def test_a_job_never_stops_a_container_by_the_name_its_line_chose(
+    name: str, podman_hostpipe: Hostpipe, podman: Podman
+) -> None:
+    """Another tenant's container, and every container (`--name=--all`), survive a job naming them ending."""
+    victim = podman.run("run", "-d", "--name", "e2e-tenant-b", "localhost/busybox", "sleep", "300")
+    assert victim.returncode == 0, victim.stderr
+    podman_hostpipe.submit(f"HOSTPIPE_ID=named HOSTPIPE_TIMEOUT=2 podman run --name={name} localhost/busybox sleep 300")
+    podman_hostpipe.submit("HOSTPIPE_ID=mine HOSTPIPE_TIMEOUT=2 podman run localhost/busybox sleep 300")
+
+    named = podman_hostpipe.wait_done("named", timeout=KILL_GRACE + 30)
+    mine = podman_hostpipe.wait_done("mine", timeout=KILL_GRACE + 30)
+
+    assert named["state"] in ("failed", "timed_out"), named
+    assert mine["state"] == "timed_out", mine
+    assert "e2e-tenant-b" in podman.running_names(), "a job stopped a container it did not create"

@@ -261,14 +261,13 @@ class Executor:
             if job.log_path.parent not in self._made_dirs:
                 job.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self._made_dirs.add(job.log_path.parent)
-            if self._cgroups is not None:
-                with self._cgroups.spawning(job.id, argv) as spawned:
-                    pid = spawn(spawned, env, job.log_path)
-            else:
-                pid = spawn(argv, env, job.log_path)
+            spawned = self._cgroups.spawning(job.id, argv) if self._cgroups is not None else argv
+            pid = spawn(spawned, env, job.log_path)
             job.pidfd = os.pidfd_open(pid)
         except OSError as error:
             self._running.pop(job.id, None)
+            if self._cgroups is not None:
+                self._cgroups.not_started(job.id)
             if error.errno in _OUT_OF_FDS:
                 self._out_of_fds(job, error)
                 return
@@ -448,9 +447,7 @@ class Executor:
             for pid, job_id in self._reaper.sweep(known, live):
                 log.warning("orphan_ended", pid=pid, job=job_id, note="it had left its job's process group")
         if self._cgroups is not None:
-            for job_id in self._cgroups.leftovers():
-                if job_id not in live:
-                    self._cgroups.end(job_id)
+            self._cgroups.tick()
 
     extra_known: set[int] = set()
 

@@ -3,11 +3,13 @@ stops at the job's pids limit.
 
 A process can leave its job's process group and session, and even clear its environment, but not its cgroup.
 So where the daemon may create cgroups (as root, or in a cgroup delegated to it, as systemd does for a user
-service with Delegate=yes) every job is born in a cgroup of its own: with cgroup v1 the spawning thread steps
-into the job's cgroup for the moment of the spawn (a v1 cgroup holds threads, and a child is born where its
-parent thread is), with v2 the child moves itself there before it execs the job (`/bin/sh -c 'echo 0 >
-cgroup.procs && exec "$@"'`). Moving the leader after the spawn would be too late: a shell forks within a
-millisecond. When the job ends, every process still in its cgroup is killed and the cgroup removed.
+service with Delegate=yes) every job runs in a cgroup of its own: its child moves itself there before it execs
+the job's program (`/bin/sh -c 'echo 0 > cgroup.procs && exec "$@"'`), so even a child the job forks at once is
+inside; moving the leader from the daemon after the spawn would be too late (a shell forks within a
+millisecond). The cgroups are slots, made once and reused: moving a task between cgroups and making one cost
+the kernel a fraction of a millisecond each, which the daemon's loop must not pay per job; the child pays for
+its own move. When the job ends, every process still in its cgroup is killed, and the slot is reused once
+empty.
 
 Which hierarchy: the cgroup v1 `pids` hierarchy (as on hybrid hosts like this VM's), with `pids.max`; else the
 unified v2 hierarchy, with `pids.max` where the `pids` controller can be enabled below the daemon's cgroup, and
@@ -21,9 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -55,29 +55,41 @@ def _unified_root() -> Path | None:
     return None
 
 
+SHIM = 'echo 0 > "$0" && exec "$@"'
+"""What the job's child runs first (with /bin/sh): it moves itself into the job's cgroup, then execs the job."""
+
+
 @dataclass
 class JobCgroups:
     base: Path
-    """The folder under which each job gets `job-ID`."""
+    """The daemon's folder of job cgroups: `slot-N`, each used by one job at a time."""
     kind: str
     """"v1 pids", "v2 pids" or "v2" (no limit, but a kill switch and membership)."""
     pids_max: int
+    _free: list[Path] = field(default_factory=list)
+    _used: dict[int, Path] = field(default_factory=dict)
+    _dirty: list[Path] = field(default_factory=list)
+    """Slots whose job ended with members still dying; back to the free list once empty."""
+    _made: int = 0
 
     @classmethod
     def detect(cls, store_id: str, pids_max: int) -> JobCgroups | None:
         name = f"hostpipe-{store_id}"
+        found: JobCgroups | None = None
         own = _own_cgroup("pids")
         if own is not None and (_MOUNTS / "pids").is_dir():
             made = cls._make(_MOUNTS / "pids" / own.lstrip("/") / name)
             if made is not None:
-                return cls(made, "v1 pids", pids_max)
-        root, own = _unified_root(), _own_cgroup(None)
-        if root is not None and own is not None:
-            made = cls._make(root / own.lstrip("/") / name)
-            if made is not None:
-                limited = cls._enable_pids(made)
-                return cls(made, "v2 pids" if limited else "v2", pids_max)
-        return None
+                found = cls(made, "v1 pids", pids_max)
+        if found is None:
+            root, own = _unified_root(), _own_cgroup(None)
+            if root is not None and own is not None:
+                made = cls._make(root / own.lstrip("/") / name)
+                if made is not None:
+                    found = cls(made, "v2 pids" if cls._enable_pids(made) else "v2", pids_max)
+        if found is not None:
+            found._recover()
+        return found
 
     @staticmethod
     def _make(path: Path) -> Path | None:
@@ -97,68 +109,81 @@ class JobCgroups:
             return False
         return True
 
-    def _job(self, job_id: int) -> Path:
-        return self.base / f"job-{job_id}"
+    def _recover(self) -> None:
+        """Slots a previous daemon left: whatever still runs in them belonged to its jobs, and goes."""
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.base):
+                if entry.is_dir() and entry.name.startswith("slot-"):
+                    self._made += 1
+                    self._dirty.append(Path(entry.path))
+        self.tick()
 
-    def prepare(self, job_id: int) -> Path:
-        """Make the job's cgroup with its pids limit. Raises OSError."""
-        path = self._job(job_id)
-        path.mkdir(exist_ok=True)
+    def spawning(self, job_id: int, argv: tuple[str, ...]) -> tuple[str, ...]:
+        """The argv that runs `argv` in a cgroup of the job's own: its child moves itself there before it execs
+        the job's program, so even a child the job forks at once is inside. Raises OSError."""
+        slot = self._free.pop() if self._free else self._new_slot()
+        self._used[job_id] = slot
+        return ("/bin/sh", "-c", SHIM, str(slot / "cgroup.procs"), *argv)
+
+    def _new_slot(self) -> Path:
+        slot = self.base / f"slot-{self._made}"
+        slot.mkdir(exist_ok=True)
+        self._made += 1
         if self.pids_max and self.kind != "v2":
-            (path / "pids.max").write_text(str(self.pids_max))
-        return path
+            (slot / "pids.max").write_text(str(self.pids_max))
+        return slot
 
-    @contextlib.contextmanager
-    def spawning(self, job_id: int, argv: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-        """Around a job's spawn: the argv to spawn, so that the child is born in (v1) or moves itself into (v2)
-        the job's cgroup before the job's program runs. Raises OSError when the cgroup cannot be used."""
-        path = self.prepare(job_id)
-        if self.kind != "v1 pids":
-            yield ("/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', str(path / "cgroup.procs"), *argv)
-            return
-        thread = str(threading.get_native_id())
-        (path / "tasks").write_text(thread)
-        try:
-            yield argv
-        finally:
-            (self.base.parent / "tasks").write_text(thread)
+    def not_started(self, job_id: int) -> None:
+        """The spawn failed: the slot is free again."""
+        slot = self._used.pop(job_id, None)
+        if slot is not None:
+            self._free.append(slot)
 
-    def members(self, job_id: int) -> list[int]:
+    @staticmethod
+    def _members(slot: Path) -> list[int]:
         try:
-            return [int(pid) for pid in (self._job(job_id) / "cgroup.procs").read_text().split()]
+            return [int(pid) for pid in (slot / "cgroup.procs").read_text().split()]
         except OSError:
             return []
 
+    def members(self, job_id: int) -> list[int]:
+        slot = self._used.get(job_id)
+        return self._members(slot) if slot is not None else []
+
     def end(self, job_id: int) -> int:
-        """Kill every process left in the job's cgroup and remove it once empty; returns how many were left."""
-        path = self._job(job_id)
-        if not path.exists():
+        """Kill every process left in the job's cgroup; the slot is reused once empty. Returns how many were left."""
+        slot = self._used.pop(job_id, None)
+        if slot is None:
             return 0
-        left = self.members(job_id)
-        if left:
-            if (path / "cgroup.kill").exists():
-                with contextlib.suppress(OSError):
-                    (path / "cgroup.kill").write_text("1")
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            path.rmdir()
+        left = self._kill(slot)
+        (self._dirty if left else self._free).append(slot)
+        return left
+
+    def _kill(self, slot: Path) -> int:
+        left = self._members(slot)
+        if not left:
+            return 0
+        if (slot / "cgroup.kill").exists():
+            with contextlib.suppress(OSError):
+                (slot / "cgroup.kill").write_text("1")
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         return len(left)
 
-    def leftovers(self) -> list[int]:
-        """Jobs whose cgroups still exist (members were still dying when the job ended)."""
-        found = []
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.base):
-                if entry.is_dir() and entry.name.startswith("job-"):
-                    with contextlib.suppress(ValueError):
-                        found.append(int(entry.name[4:]))
-        return found
+    def tick(self) -> None:
+        """Kill again what is still dying in ended jobs' slots; free the slots that are empty."""
+        dirty, self._dirty = self._dirty, []
+        for slot in dirty:
+            (self._dirty if self._kill(slot) else self._free).append(slot)
 
     def close(self) -> None:
-        """Remove the daemon's folder of job cgroups when no job's cgroup is left in it (a clean stop)."""
-        for job_id in self.leftovers():
+        """Remove the daemon's folder of job cgroups when no job is left in it (a clean stop)."""
+        for job_id in list(self._used):
             self.end(job_id)
+        self.tick()
+        for slot in [*self._free, *self._dirty]:
+            with contextlib.suppress(OSError):
+                slot.rmdir()
         with contextlib.suppress(OSError):
             self.base.rmdir()

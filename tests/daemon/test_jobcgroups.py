@@ -1,10 +1,9 @@
-"""Per-job cgroups: a job is born in its cgroup (v1: the spawning thread steps in; v2: the child moves itself
-before it execs), so even a child it forks at once is inside, and ending the job kills every member."""
+"""Per-job cgroups: a job's child moves itself into its cgroup before it execs the job, so even a child the job
+forks at once is inside; ending the job kills every member, and the cgroup (a slot) is reused."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -50,24 +49,23 @@ def test_a_child_forked_at_once_is_born_in_the_jobs_cgroup_and_dies_with_it(kind
     pidfile = tmp_path / "child.pid"
     argv = ("/bin/sh", "-c", FORKS_AT_ONCE.format(pidfile=pidfile))
     try:
-        with cgroups.spawning(7, argv) as spawned:
-            leader = spawn(spawned, {"PATH": "/usr/bin:/bin"}, tmp_path / "job.log")
+        leader = spawn(cgroups.spawning(7, argv), {"PATH": "/usr/bin:/bin"}, tmp_path / "job.log")
         child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=10))
         controller = "pids" if kind == "v1 pids" else ""
-        assert _cgroup_of(leader, controller).endswith("/job-7")
-        assert _cgroup_of(child, controller).endswith("/job-7")
-        assert _cgroup_of(os.getpid(), controller) != _cgroup_of(leader, controller), "the daemon stays outside"
+        slot = _cgroup_of(leader, controller)
+        assert slot.endswith("/slot-0")
+        assert _cgroup_of(child, controller) == slot
+        assert _cgroup_of(os.getpid(), controller) != slot, "the daemon stays outside"
         if kind == "v1 pids":
-            assert (cgroups.base / "job-7" / "pids.max").read_text().strip() == "20"
+            assert (cgroups.base / "slot-0" / "pids.max").read_text().strip() == "20"
         assert cgroups.end(7) == 2
         wait_for(lambda: not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text(), 10)
         os.waitpid(leader, 0)
-        for _ in range(50):
-            if cgroups.end(7) == 0 and not (cgroups.base / "job-7").exists():
-                break
-            time.sleep(0.1)
-        assert not (cgroups.base / "job-7").exists()
+        wait_for(lambda: (cgroups.tick() or True) and not cgroups._dirty, timeout=10)
+        # The emptied slot is the next job's.
+        again = cgroups.spawning(8, ("/bin/true",))
+        assert again[3] == str(cgroups.base / "slot-0" / "cgroup.procs")
+        cgroups.not_started(8)
     finally:
-        for job in cgroups.leftovers():
-            cgroups.end(job)
-        cgroups.base.rmdir()
+        cgroups.close()
+    assert not cgroups.base.exists()

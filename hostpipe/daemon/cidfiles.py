@@ -33,3 +33,13 @@ def read_container_id(path: Path) -> str | None:
 def remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
+
+
+def remove_all_but(cid_dir: Path, keep: set[int]) -> None:
+    """Remove the container-id files (and exit-code files) of every job but those in `keep`."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(cid_dir):
+            stem, _, _ = entry.name.partition(".")
+            if not (stem.isdigit() and int(stem) in keep):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)

@@ -37,7 +37,7 @@ from hostpipe.daemon import cidfiles
 from hostpipe.daemon.commands import OwnChildren, run_command
 from hostpipe.daemon.events import Events
 from hostpipe.daemon.jobcgroups import JobCgroups
-from hostpipe.daemon.procs import JOB_MARKER, job_marker, process_start_time, signal_group
+from hostpipe.daemon.procs import JOB_MARKER, job_marker, signal_group
 from hostpipe.daemon.reaper import Reaper
 from hostpipe.daemon.spawn import spawn
 from hostpipe.daemon.store import Store
@@ -253,8 +253,6 @@ class Executor:
                 self._cid_dir.mkdir(exist_ok=True, mode=0o700)
                 self._cid_dir_made = True
             job.cidfile = cidfiles.cidfile_for(self._cid_dir, job.id)
-            # A file left from an earlier store with the same id would make the CLI refuse to start.
-            cidfiles.remove(job.cidfile)
             argv = with_cidfile(argv, job.allowed.container, str(job.cidfile))
         env = {**job.allowed.env, JOB_MARKER: job_marker(self._store_id, job.id)}
         try:
@@ -281,8 +279,9 @@ class Executor:
             with contextlib.suppress(OSError):
                 resource.prlimit(pid, resource.RLIMIT_NOFILE, self._job_nofile)
         job.state = transition(job.state, JobState.RUNNING)
-        pid_start = process_start_time(pid)
-        self._store.write("started", (str(JobState.RUNNING), pid, pid_start, self._clock(), str(job.log_path), job.id))
+        # No start time is read to tell this process apart from a later one with the same pid: its marker
+        # (HOSTPIPE_JOB in its environment) does that at a restart.
+        self._store.write("started", (str(JobState.RUNNING), pid, None, self._clock(), str(job.log_path), job.id))
         self._loop.add_reader(job.pidfd, self._exited, job)
         job.logger.info("job_started", pid=pid, argv=list(job.allowed.argv), timeout=job.allowed.timeout)
         self._events.job_started(job)

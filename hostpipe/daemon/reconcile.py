@@ -30,6 +30,7 @@ from hostpipe.core.runtimes.registry import GRAMMARS
 from hostpipe.daemon import cidfiles
 from hostpipe.daemon.executor import log_path_for
 from hostpipe.daemon.procs import find_marked, process_start_time, signal_group
+from hostpipe.daemon.reaper import marker_of
 from hostpipe.daemon.records import JobRecord
 from hostpipe.daemon.store import Store
 
@@ -132,19 +133,35 @@ class Containers:
             log.warning("container_repaired", job=record.id, pod=record.pod, container=container, exit_code=code)
 
 
-def _alive(pid: int | None, pid_start: int | None) -> bool:
-    return pid is not None and pid_start is not None and process_start_time(pid) == pid_start
+Process = tuple[int, "int | str"]
+"""A process left of a job, with what proves it is still that process: the job's id (its marker) or, for a
+record of a store from before markers, the process's start time."""
 
 
-def _groups(record: JobRecord, marked: dict[int, list[int]]) -> list[tuple[int, int | None]]:
-    """(process group, start time of its leader) of what is left of the job."""
-    if record.state is JobState.RUNNING:
-        return [(record.pid or 0, record.pid_start)] if _alive(record.pid, record.pid_start) else []
-    groups = set()
-    for pid in marked.get(record.id, []):
+def _alive(process: Process, store_id: str) -> bool:
+    pid, proof = process
+    if isinstance(proof, str):
+        return process_start_time(pid) == int(proof)
+    return marker_of(pid, store_id) == proof
+
+
+def _left_of(record: JobRecord, marked: dict[int, list[int]]) -> list[Process]:
+    """The processes left of the job: found by its marker (every job's environment carries it), or for a
+    record written before markers existed, its leader if the pid still names the same process."""
+    found: list[Process] = [(pid, record.id) for pid in marked.get(record.id, [])]
+    old_record = record.state is JobState.RUNNING and record.pid is not None and record.pid_start is not None
+    if not found and old_record and process_start_time(record.pid or 0) == record.pid_start:
+        found.append((record.pid or 0, str(record.pid_start)))
+    return found
+
+
+def _signal(processes: list[Process], sig: signal.Signals) -> None:
+    """`sig` to each process's group (what the job left in its group) and to the process itself."""
+    for pid, _ in processes:
         with contextlib.suppress(OSError):
-            groups.add(os.getpgid(pid))
-    return [(group, process_start_time(group)) for group in groups]
+            signal_group(os.getpgid(pid), sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 @dataclass(frozen=True)
@@ -169,19 +186,19 @@ def reconcile(
     """End or stop every live record a previous daemon left; return what the new daemon takes over."""
     requeue: list[JobRecord] = []
     adopt: list[tuple[JobRecord, str]] = []
-    to_stop: list[tuple[int, int | None]] = []
+    to_stop: list[Process] = []
     stopped_jobs: list[JobRecord] = []
     # Every process that carries this store's job marker was started for a job of the previous daemon.
     marked = find_marked(store_id)
     for record in live:
-        groups = _groups(record, marked)
+        left = _left_of(record, marked)
         decision = decide_restart(
             record.state,
             attempted=record.start_attempt is not None,
             submitted_at=record.submitted_at,
             now=now,
             max_age=max_age,
-            process_alive=bool(groups),
+            process_alive=bool(left),
             spawned=log_path_for(logs_dir, record.id, record.pod).exists(),
             detached_container=record.detached and record.container_id is not None and containers is not None,
         )
@@ -201,9 +218,8 @@ def reconcile(
             continue
         state = JobState.EXPIRED if decision.repair is Repair.EXPIRE else JobState.INTERRUPTED
         if decision.repair is Repair.STOP:
-            for group, _ in groups:
-                signal_group(group, signal.SIGTERM)
-            to_stop.extend(groups)
+            _signal(left, signal.SIGTERM)
+            to_stop.extend(left)
         if record.state is JobState.RUNNING or record.start_attempt is not None:
             stopped_jobs.append(record)
         store.finished(record.id, Outcome(state, reason=decision.reason), now)
@@ -214,19 +230,15 @@ def reconcile(
         containers.stop(stopped_jobs, grace)
     while to_stop and time.monotonic() < deadline:
         time.sleep(0.05)
-        to_stop = [(group, start) for group, start in to_stop if _alive(group, start)]
-    for group, _ in to_stop:
-        signal_group(group, signal.SIGKILL)
+        to_stop = [process for process in to_stop if _alive(process, store_id)]
+    _signal(to_stop, signal.SIGKILL)
     # What escaped its job's process group (setsid) before the daemon died, for any job but the containers
     # that are followed again (podman's conmon of such a container carries its job's marker): it goes now.
     adopted = {record.id for record, _ in adopt}
     for job_id, pids in marked.items():
         if job_id in adopted:
             continue
-        for pid in pids:
-            signal_group(pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _signal([(pid, job_id) for pid in pids], signal.SIGKILL)
     if requeue:
         log.info("jobs_requeued", count=len(requeue), note="queued when the daemon stopped; they run now")
     return Restart(requeue, adopt)

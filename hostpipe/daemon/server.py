@@ -37,7 +37,7 @@ from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, Outcome, StopCause
 from hostpipe.core.policy import Allowed, LoadedPolicy, Refused
 from hostpipe.core.request import Cancel
-from hostpipe.daemon import systemd
+from hostpipe.daemon import cidfiles, systemd
 from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.events import Events
 from hostpipe.daemon.executor import Executor, Job
@@ -257,6 +257,9 @@ class Server:
         left = self.inbox.recover(_inbox_position(hello.meta))
         self._requeue(restart.requeue)
         self._adopt(restart.adopt, containers)
+        # Container-id files of jobs no daemon follows any more would make a CLI refuse to start (the file
+        # exists) when a later store gives out the same id; each job's file is made afresh by its CLI.
+        cidfiles.remove_all_but(cid_dir(state_dir), {record.id for record, _ in restart.adopt})
         if left:
             # Lines a previous daemon took from the pipe but did not record: recorded (and run) now. Beside a
             # new store, the inbox belonged to a store that is gone, which may have recorded (and run) them:

@@ -20,7 +20,7 @@ from .support import KILL_GRACE, TERMINAL_STATES, Hostpipe, Podman, wait_for
 pytestmark = pytest.mark.e2e
 
 IMAGE = "localhost/busybox"
-SCRIPT = "echo started; sleep 3; echo finished; exit 4"
+SCRIPT = "echo started; sleep 8; echo finished; exit 4"
 
 
 def _running_ids(podman: Podman) -> set[str]:
@@ -152,17 +152,17 @@ SAMPLES = {
     # JIRIAF's detached lines (tests/data/pipe-lines.txt), with the local image and a command it has.
     "ersap": (
         "docker",
-        f"docker run -d --rm --name vd-ersap --network=host -e ERSAP_USER_DATA=/data --entrypoint=/bin/sleep {IMAGE} 3",
+        f"docker run -d --rm --name vd-ersap --network=host -e ERSAP_USER_DATA=/data --entrypoint=/bin/sleep {IMAGE} 8",
         {"allow_host_network": True},
     ),
     "exporter": (
         "docker",
-        f"docker run -d --rm --net=host -v /proc:/host_proc:ro {IMAGE} sleep 3",
+        f"docker run -d --rm --net=host -v /proc:/host_proc:ro {IMAGE} sleep 8",
         {"allow_host_network": True, "read_only_roots": ["/proc"]},
     ),
     "podman-ersap": (
         "podman",
-        f"podman run --name ersap -d --rm --network=host -e ERSAP_HOME=/ersap --entrypoint=/bin/sleep {IMAGE} 3",
+        f"podman run --name ersap -d --rm --network=host -e ERSAP_HOME=/ersap --entrypoint=/bin/sleep {IMAGE} 8",
         {"allow_host_network": True},
     ),
 }

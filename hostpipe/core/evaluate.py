@@ -40,3 +40,12 @@ def evaluate(
             text, Refused(refused.rule, refused.reason, refused.argument), None, refused.pod, refused.client_id
         )
     return Evaluation(text, decide(submit, loaded, host, environ), submit, submit.pod, submit.id)
+
+
+def claimed_names(data: bytes, expansions: Expansions) -> tuple[str | None, str | None]:
+    """The pod and job names a line claims, read as far as the line can be read; for filing a refusal."""
+    try:
+        submit = parse_line(data, expansions)
+    except LineRefused as refused:
+        return refused.pod, refused.client_id
+    return submit.pod, submit.id

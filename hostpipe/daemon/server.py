@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from hostpipe.core.evaluate import evaluate, line_text
+from hostpipe.core.evaluate import claimed_names, evaluate, line_text
 from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, Outcome, StopCause
@@ -472,7 +472,9 @@ class Server:
                 "the bytes had no newline at their end when the pipe was read empty; a line ends with a newline "
                 "(echo adds one), and bytes without one are never joined to bytes that arrive later"
             )
-            return NewJob(line_text(frame.data), JobState.REFUSED, now, rule="unterminated", reason=reason), None
+            pod, client_id = claimed_names(frame.data, self.expansions)
+            record = NewJob(line_text(frame.data), JobState.REFUSED, now, pod, client_id)
+            return record._replace(rule="unterminated", reason=reason), None
         return self._decide_line(frame.data, now, slots)
 
     def _decide_line(self, data: bytes, now: float, slots: int) -> tuple[NewJob, Job | None]:

@@ -35,26 +35,12 @@ SAMPLE_LINES = TESTS / "data" / "pipe-lines.txt"
 BUILTIN = "built-in"
 EVERY = "every policy"
 
-PODMAN_SITE = """\
-# A Docker host whose engine is podman: docker-host.toml's relaxations, granted to podman instead.
-max_concurrent = 32
-
-[runtimes.podman]
-subcommands = ["run"]
-images = ["godlovedc/*", "gurjyan/*", "jlabtsai/*", "ubuntu", "ubuntu:*", "stress:*"]
-allow_host_network = true
-bind_roots = ["~/data"]
-"""
-"""JIRIAF's Docker hosts ran docker (Table 1), so docker-host.toml does not name podman: a site allows
-only the runtimes it runs. The sample podman line is judged under this policy instead, as a podman site
-would write it."""
-
-SITE_POLICIES: dict[str, Path | None] = {
+SITE_POLICIES: dict[str, Path] = {
     "docker-host": EXAMPLES / "docker-host.toml",
     "apptainer-host": EXAMPLES / "apptainer-host.toml",
     "shifter-host": EXAMPLES / "shifter-host.toml",
     "bench-policy": EXAMPLES / "bench-policy.toml",
-    "podman-site": None,  # PODMAN_SITE, written into the test's folder
+    "podman-host": EXAMPLES / "podman-host.toml",
 }
 
 
@@ -160,7 +146,7 @@ SAMPLES: tuple[Sample, ...] = (
         "podman run --name ersap -d --rm --network=host -e ERSAP_HOME=/ersap "
         "--entrypoint=/ersap/run.sh gurjyan/ersap:v0.4",
         refused("host-network", "--network=host"),
-        "podman-site",
+        "podman-host",
         ALLOWED,
     ),
     # Shell-chained lines: the grammar refuses them before any policy is consulted.
@@ -277,12 +263,10 @@ def sample_run(sample_root: Path) -> SampleRun:
     root = sample_root
     home = root / "home"
     home.mkdir()
-    podman = root / "podman-site.toml"
-    podman.write_text(PODMAN_SITE)
     env = env_for(home)
     by_policy: dict[str, dict[str, dict[str, Any]]] = {}
     for name, path in {BUILTIN: None, **SITE_POLICIES}.items():
-        policy = [] if name == BUILTIN else ["--policy", str(path or podman)]
+        policy = [] if name == BUILTIN else ["--policy", str(path)]
         result = run_check(env, "--json", "--file", str(SAMPLE_LINES), *policy)
         assert result.returncode == 1, result.stderr  # every policy refuses some sample line
         by_policy[name] = {entry["line"]: entry for entry in decisions(result)}

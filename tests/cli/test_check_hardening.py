@@ -18,6 +18,7 @@ POLICIES: dict[str, tuple[str | None, str, float]] = {
     "apptainer-host": ("apptainer-host.toml", "apptainer run docker://ubuntu", 7 * 86400),
     "shifter-host": ("shifter-host.toml", "shifter --image=ubuntu --entrypoint", 7 * 86400),
     "bench-policy": ("bench-policy.toml", "docker run bench/sleep:1", 7 * 86400),
+    "podman-host": ("podman-host.toml", "podman run ubuntu", 72 * 3600),
 }
 
 

@@ -328,3 +328,28 @@ def test_a_fifo_replaced_by_a_symlink_is_set_aside_without_following_it(make_dae
     assert target.read_text() == "keep me"
     (aside,) = daemon.pipe.parent.glob("vk-cmd.lost-*")
     assert aside.is_symlink()
+
+
+def test_the_daemon_raises_its_descriptor_limit_and_jobs_get_the_original(make_daemon, tmp_path):
+    """Started with a soft limit of 256 under a hard one of 4096: the daemon uses 4096, a job sees 256."""
+    daemon: Daemon = make_daemon(start=False)
+    launcher = tmp_path / "fds.sh"
+    launcher.write_text('#!/bin/sh\nulimit -Sn 256 && ulimit -Hn 4096 && exec "$@"\n')
+    launcher.chmod(0o755)
+    err = daemon.stderr_path.open("w")  # type: ignore[union-attr]
+    daemon.process = subprocess.Popen(
+        [str(launcher), sys.executable, "-m", "hostpipe", "serve", *daemon.args(), "--log-format", "json"],
+        env=daemon.env,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    err.close()
+    wait_for(daemon.ready, timeout=15)
+    limits = Path(f"/proc/{daemon.daemon_pid()}/limits").read_text()
+    (open_files,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
+    assert open_files.split()[3:5] == ["4096", "4096"]
+    daemon.write("docker run test/x sh -c 'ulimit -Sn'\n")
+    (record,) = daemon.wait_records(1)
+    assert Path(record["log"]).read_text().split()[-1] == "256"
+    assert daemon.stop() == 0

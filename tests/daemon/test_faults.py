@@ -219,23 +219,21 @@ def test_a_new_store_beside_old_logs_never_reuses_their_names(make_daemon):
     assert Path(record["log"]).read_text().strip().endswith("new")
 
 
+def _serve_under(daemon: Daemon, folder: Path, shell: str) -> None:
+    """Start `hostpipe serve` after `shell` (e.g. a ulimit) has set up its process, and wait until it is ready."""
+    launcher = folder / "launch.sh"
+    launcher.write_text(f'#!/bin/sh\n{shell} && exec "$@"\n')
+    launcher.chmod(0o755)
+    argv = [str(launcher), sys.executable, "-m", "hostpipe", "serve", *daemon.args(), "--log-format", "json"]
+    with daemon.stderr_path.open("w") as err:  # type: ignore[union-attr]
+        daemon.process = subprocess.Popen(argv, env=daemon.env, stderr=err, stdin=subprocess.DEVNULL, text=True)
+    wait_for(daemon.ready, timeout=15)
+
+
 def test_jobs_wait_in_the_queue_at_a_low_descriptor_limit(make_daemon, tmp_path):
     """At `ulimit -n 128` (soft and hard), 300 short lines all run in turn; none fails for want of descriptors."""
     daemon: Daemon = make_daemon(start=False)
-    launcher = tmp_path / "low-fds.sh"
-    launcher.write_text('#!/bin/sh\nulimit -n 128 && exec "$@"\n')
-    launcher.chmod(0o755)
-    argv = ["serve", *daemon.args(), "--log-format", "json"]
-    err = daemon.stderr_path.open("w")  # type: ignore[union-attr]
-    daemon.process = subprocess.Popen(
-        [str(launcher), sys.executable, "-m", "hostpipe", *argv],
-        env=daemon.env,
-        stderr=err,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    err.close()
-    wait_for(daemon.ready, timeout=15)
+    _serve_under(daemon, tmp_path, "ulimit -n 128")
     lowered = _events(daemon, "max_concurrent_lowered")
     assert lowered and int(lowered[0]["running_at_most"]) < 64  # type: ignore[call-overload]
     for i in range(300):
@@ -333,19 +331,7 @@ def test_a_fifo_replaced_by_a_symlink_is_set_aside_without_following_it(make_dae
 def test_the_daemon_raises_its_descriptor_limit_and_jobs_get_the_original(make_daemon, tmp_path):
     """Started with a soft limit of 256 under a hard one of 4096: the daemon uses 4096, a job sees 256."""
     daemon: Daemon = make_daemon(start=False)
-    launcher = tmp_path / "fds.sh"
-    launcher.write_text('#!/bin/sh\nulimit -Sn 256 && ulimit -Hn 4096 && exec "$@"\n')
-    launcher.chmod(0o755)
-    err = daemon.stderr_path.open("w")  # type: ignore[union-attr]
-    daemon.process = subprocess.Popen(
-        [str(launcher), sys.executable, "-m", "hostpipe", "serve", *daemon.args(), "--log-format", "json"],
-        env=daemon.env,
-        stderr=err,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    err.close()
-    wait_for(daemon.ready, timeout=15)
+    _serve_under(daemon, tmp_path, "ulimit -Sn 256 && ulimit -Hn 4096")
     limits = Path(f"/proc/{daemon.daemon_pid()}/limits").read_text()
     (open_files,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
     assert open_files.split()[3:5] == ["4096", "4096"]

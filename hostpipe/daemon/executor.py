@@ -39,7 +39,7 @@ from hostpipe.daemon.events import Events
 from hostpipe.daemon.jobcgroups import JobCgroups
 from hostpipe.daemon.procs import JOB_MARKER, job_marker, signal_group
 from hostpipe.daemon.reaper import Reaper
-from hostpipe.daemon.spawn import spawn
+from hostpipe.daemon.spawn import prelude, spawn
 from hostpipe.daemon.store import Store
 from hostpipe.daemon.supervise import Supervisor
 
@@ -128,7 +128,8 @@ class Executor:
         self._recently_ended: dict[int, float] = {}
         """Jobs that ended a moment ago: their orphans (an engine's monitor finishing up) are spared a while."""
         self._job_nofile = job_nofile
-        """The descriptor limit jobs get: the daemon's own soft limit before it raised it, as systemd does."""
+        """The descriptor limits the daemon was given before it raised its own: jobs get the soft one back, as
+        systemd does (see spawn.prelude)."""
         self._queue: collections.deque[Job] = collections.deque()
         self._running: dict[int, Job] = {}
         self._reserved = 0
@@ -259,8 +260,9 @@ class Executor:
             if job.log_path.parent not in self._made_dirs:
                 job.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self._made_dirs.add(job.log_path.parent)
-            spawned = self._cgroups.spawning(job.id, argv) if self._cgroups is not None else argv
-            pid = spawn(spawned, env, job.log_path)
+            procs = self._cgroups.acquire(job.id) if self._cgroups is not None else None
+            nofile = self._job_nofile[0] if self._job_nofile is not None else None
+            pid = spawn(prelude(argv, cgroup_procs=procs, nofile=nofile), env, job.log_path)
             job.pidfd = os.pidfd_open(pid)
         except OSError as error:
             self._running.pop(job.id, None)
@@ -274,10 +276,6 @@ class Executor:
             self._start_waiting()
             return
         job.pid = pid
-        if self._job_nofile is not None:
-            # The daemon raised its own limit; the job gets the one the daemon was given, as systemd does.
-            with contextlib.suppress(OSError):
-                resource.prlimit(pid, resource.RLIMIT_NOFILE, self._job_nofile)
         job.state = transition(job.state, JobState.RUNNING)
         # No start time is read to tell this process apart from a later one with the same pid: its marker
         # (HOSTPIPE_JOB in its environment) does that at a restart.

@@ -55,10 +55,6 @@ def _unified_root() -> Path | None:
     return None
 
 
-SHIM = 'echo 0 > "$0" && exec "$@"'
-"""What the job's child runs first (with /bin/sh): it moves itself into the job's cgroup, then execs the job."""
-
-
 @dataclass
 class JobCgroups:
     base: Path
@@ -118,12 +114,12 @@ class JobCgroups:
                     self._dirty.append(Path(entry.path))
         self.tick()
 
-    def spawning(self, job_id: int, argv: tuple[str, ...]) -> tuple[str, ...]:
-        """The argv that runs `argv` in a cgroup of the job's own: its child moves itself there before it execs
-        the job's program, so even a child the job forks at once is inside. Raises OSError."""
+    def acquire(self, job_id: int) -> Path:
+        """The `cgroup.procs` of a free slot for the job, which its child writes itself into before it execs
+        the job's program (see `spawn.prelude`). Raises OSError."""
         slot = self._free.pop() if self._free else self._new_slot()
         self._used[job_id] = slot
-        return ("/bin/sh", "-c", SHIM, str(slot / "cgroup.procs"), *argv)
+        return slot / "cgroup.procs"
 
     def _new_slot(self) -> Path:
         slot = self.base / f"slot-{self._made}"

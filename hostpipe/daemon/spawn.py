@@ -26,3 +26,22 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], log: Path, *, log_flags: 
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     return os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)
+
+
+def prelude(argv: Sequence[str], *, cgroup_procs: Path | None, nofile: int | None) -> tuple[str, ...]:
+    """`argv`, run after the child itself has set what must hold before the job's program starts.
+
+    posix_spawn cannot write a file or set a limit in the child, and doing either from the daemon after the
+    spawn comes too late (a shell forks, and reads its limits, within a millisecond). So the child first runs
+    `/bin/sh -c`: it lowers its soft limit of open files back to the one the daemon was given (the daemon
+    raised its own, as systemd does), moves itself into the job's cgroup, and only then execs the job.
+    """
+    steps = []
+    if nofile is not None:
+        steps.append(f"ulimit -Sn {int(nofile)}")
+    if cgroup_procs is not None:
+        steps.append('echo 0 > "$0"')
+    if not steps:
+        return tuple(argv)
+    script = " && ".join(steps) + ' && exec "$@"'
+    return ("/bin/sh", "-c", script, str(cgroup_procs or "sh"), *argv)

@@ -10,7 +10,7 @@ import pytest
 
 from hostpipe.daemon import jobcgroups
 from hostpipe.daemon.jobcgroups import JobCgroups
-from hostpipe.daemon.spawn import spawn
+from hostpipe.daemon.spawn import prelude, spawn
 from tests.conftest import wait_for
 
 FORKS_AT_ONCE = "sh -c 'echo $$ > \"$0\"; exec sleep 30' {pidfile} & exec sleep 30"
@@ -49,7 +49,8 @@ def test_a_child_forked_at_once_is_born_in_the_jobs_cgroup_and_dies_with_it(kind
     pidfile = tmp_path / "child.pid"
     argv = ("/bin/sh", "-c", FORKS_AT_ONCE.format(pidfile=pidfile))
     try:
-        leader = spawn(cgroups.spawning(7, argv), {"PATH": "/usr/bin:/bin"}, tmp_path / "job.log")
+        argv = prelude(argv, cgroup_procs=cgroups.acquire(7), nofile=None)
+        leader = spawn(argv, {"PATH": "/usr/bin:/bin"}, tmp_path / "job.log")
         child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=10))
         controller = "pids" if kind == "v1 pids" else ""
         slot = _cgroup_of(leader, controller)
@@ -63,8 +64,7 @@ def test_a_child_forked_at_once_is_born_in_the_jobs_cgroup_and_dies_with_it(kind
         os.waitpid(leader, 0)
         wait_for(lambda: (cgroups.tick() or True) and not cgroups._dirty, timeout=10)
         # The emptied slot is the next job's.
-        again = cgroups.spawning(8, ("/bin/true",))
-        assert again[3] == str(cgroups.base / "slot-0" / "cgroup.procs")
+        assert cgroups.acquire(8) == cgroups.base / "slot-0" / "cgroup.procs"
         cgroups.not_started(8)
     finally:
         cgroups.close()

@@ -51,6 +51,7 @@ from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.records import JobRecord, Reader
+from hostpipe.daemon.refusals import RefusalLimit
 from hostpipe.daemon.store import NewJob, Store
 from hostpipe.daemon.writer import JOB_COLUMNS
 
@@ -147,6 +148,7 @@ class Server:
         self._committed_offset = 0
         """Inbox offset (current generation) up to which records are committed."""
         self._in_flight_inserts: set[asyncio.Future[list[int]]] = set()
+        self.refusals: RefusalLimit
         self._reload_timer: asyncio.TimerHandle | None = None
         self._state_dir_id: tuple[int, int] | None = None
         self._state_dir_lost = False
@@ -222,6 +224,7 @@ class Server:
             store_id=store_id,
             events=self.events,
         )
+        self._growth()
         self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
@@ -286,6 +289,7 @@ class Server:
             await asyncio.wait(self._in_flight_inserts, timeout=5)
         for task in self._tasks:
             task.cancel()
+        self.refusals.close()
         if self._reload_timer is not None:
             self._reload_timer.cancel()
         if self._watcher is not None:
@@ -391,6 +395,8 @@ class Server:
                     "have run it, so it was not run; write it again to run it"
                 )
                 record, job = record._replace(state=JobState.REFUSED, rule="store-replaced", reason=reason), None
+            if job is None and not self.refusals.admit(record, now):
+                continue  # over the rate limit: counted into its pod's summary
             if job is not None:
                 slots -= 1
                 if self.executor.reserve_start():
@@ -398,7 +404,9 @@ class Server:
                     job.attempted = True
                 accepted.append((len(records), job))
             records.append(record)
-        committed = self.store.insert(records)
+        # The summaries' counts go in the batch that holds the inbox position of the lines they count.
+        committed = self.store.insert([*records, *self.refusals.opened()])
+        self.refusals.write_counts(self.store)
         self.store.write("meta", (_INBOX_KEY, f"{position.generation}:{position.offset}"))
         self._in_flight_inserts.add(committed)
         committed.add_done_callback(functools.partial(self._committed, records, accepted, position))
@@ -532,6 +540,12 @@ class Server:
         return [("restore", rows)] if rows else []
 
     # -- control, policy, housekeeping ----------------------------------------------------------------------
+
+    def _growth(self) -> None:
+        """What keeps the state folder bounded: the rate limit on refused lines."""
+        policy = lambda: self.loaded.policy  # noqa: E731 - read on each use: a reload changes it
+        self.refusals = RefusalLimit(policy)
+        self.events.add(self.refusals)
 
     async def _on_control(self, payload: dict[str, Any]) -> dict[str, Any]:
         op = payload.get("op")

@@ -47,6 +47,7 @@ from hostpipe.daemon.holder import hand_pipe_up
 from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
 from hostpipe.daemon.locks import lock_state_dir
+from hostpipe.daemon.logcap import LogCap
 from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reconcile import Containers, reconcile
@@ -542,10 +543,14 @@ class Server:
     # -- control, policy, housekeeping ----------------------------------------------------------------------
 
     def _growth(self) -> None:
-        """What keeps the state folder bounded: the rate limit on refused lines."""
+        """What keeps the state folder bounded: the rate limit on refused lines, the log cap."""
         policy = lambda: self.loaded.policy  # noqa: E731 - read on each use: a reload changes it
         self.refusals = RefusalLimit(policy)
-        self.events.add(self.refusals)
+        live = lambda: [  # noqa: E731
+            (j.id, j.log_path) for j in self.executor.live_jobs() if j.log_path and j.state is JobState.RUNNING
+        ]
+        for listener in (self.refusals, LogCap(store=self.store, policy=policy, live=live)):
+            self.events.add(listener)
 
     async def _on_control(self, payload: dict[str, Any]) -> dict[str, Any]:
         op = payload.get("op")

@@ -53,6 +53,7 @@ from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.records import JobRecord, Reader
 from hostpipe.daemon.refusals import RefusalLimit
+from hostpipe.daemon.retention import Retention
 from hostpipe.daemon.store import NewJob, Store
 from hostpipe.daemon.writer import JOB_COLUMNS
 
@@ -150,6 +151,7 @@ class Server:
         """Inbox offset (current generation) up to which records are committed."""
         self._in_flight_inserts: set[asyncio.Future[list[int]]] = set()
         self.refusals: RefusalLimit
+        self.retention: Retention
         self._reload_timer: asyncio.TimerHandle | None = None
         self._state_dir_id: tuple[int, int] | None = None
         self._state_dir_lost = False
@@ -290,6 +292,7 @@ class Server:
             await asyncio.wait(self._in_flight_inserts, timeout=5)
         for task in self._tasks:
             task.cancel()
+        self.retention.stop()
         self.refusals.close()
         if self._reload_timer is not None:
             self._reload_timer.cancel()
@@ -543,13 +546,16 @@ class Server:
     # -- control, policy, housekeeping ----------------------------------------------------------------------
 
     def _growth(self) -> None:
-        """What keeps the state folder bounded: the rate limit on refused lines, the log cap."""
+        """What keeps the state folder bounded: the rate limit on refused lines, the log cap, retention."""
         policy = lambda: self.loaded.policy  # noqa: E731 - read on each use: a reload changes it
         self.refusals = RefusalLimit(policy)
         live = lambda: [  # noqa: E731
             (j.id, j.log_path) for j in self.executor.live_jobs() if j.log_path and j.state is JobState.RUNNING
         ]
-        for listener in (self.refusals, LogCap(store=self.store, policy=policy, live=live)):
+        self.retention = Retention(
+            state_dir=self.config.state_dir, store=self.store, policy=policy, keep=self.refusals.open_keys
+        )
+        for listener in (self.refusals, LogCap(store=self.store, policy=policy, live=live), self.retention):
             self.events.add(listener)
 
     async def _on_control(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -566,6 +572,11 @@ class Server:
                 "intake": self._intake_error or "reading",
                 "started_at": self.started_at,
             }
+        if op == "clean":
+            older_than = payload.get("older_than")
+            if isinstance(older_than, bool) or not isinstance(older_than, int | float) or not older_than >= 0:
+                return {"ok": False, "error": "clean needs older_than, a number of seconds"}
+            return {"ok": True, **(await self.retention.sweep(float(older_than))).as_dict()}
         if op != "cancel":
             return {"ok": False, "error": f"unknown op {op!r}"}
         try:

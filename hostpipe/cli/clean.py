@@ -56,5 +56,5 @@ def clean(where: Locations, older_than: str | None, as_json: bool) -> None:
         return
     click.echo(
         f"removed {swept.records} records and {swept.logs} logs ({swept.bytes} bytes) "
-        f"older than {older_than or format_duration(seconds)}"
+        f"older than {format_duration(seconds)}"
     )

@@ -34,7 +34,7 @@ def log_files(state_dir: Path) -> list[Path]:
 def test_the_daemon_removes_records_and_logs_older_than_the_retention(make_daemon):
     """With retention = "3s", ended jobs and refused lines vanish a few seconds after they end; a running job stays."""
     daemon: Daemon = make_daemon('retention = "3s"\nrefused_per_pod = 100\n' + POLICY)
-    daemon.write("HOSTPIPE_POD=ns/long HOSTPIPE_ID=long docker run test/x sleep 8\n")
+    daemon.write("HOSTPIPE_POD=ns/long HOSTPIPE_ID=long docker run test/x sleep 12\n")
     for number in range(30):
         daemon.write(f"HOSTPIPE_POD=ns/quick HOSTPIPE_ID=q{number} docker run test/x echo {number}\n")
         daemon.write(f"HOSTPIPE_POD=ns/quick ls {number}\n")
@@ -103,12 +103,12 @@ def test_clean_through_the_daemon_removes_what_is_older_now(make_daemon):
 
 def test_clean_without_a_daemon_holds_the_state_folders_lock(make_daemon):
     """With no daemon, `hostpipe clean` works on the store itself; it never runs beside a daemon that holds the lock."""
-    daemon: Daemon = make_daemon('retention = "1s"\n' + POLICY)
+    daemon: Daemon = make_daemon('retention = "5s"\n' + POLICY)
     for number in range(4):
         daemon.write(f"HOSTPIPE_POD=ns/gone docker run test/x echo {number}\n")
     daemon.wait_records(4)
     assert daemon.stop() == 0
-    time.sleep(1.1)
+    time.sleep(5.1)
     # A lock held as a daemon holds it, with no control socket: clean refuses rather than race that daemon.
     lock = os.open(daemon.state_dir / "serve.lock", os.O_RDWR)
     try:

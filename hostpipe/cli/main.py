@@ -22,6 +22,7 @@ COMMANDS = {
     "logs": "hostpipe.cli.logs:logs",
     "cancel": "hostpipe.cli.cancel:cancel",
     "check": "hostpipe.cli.check:check",
+    "clean": "hostpipe.cli.clean:clean",
 }
 
 

@@ -74,3 +74,17 @@ def _checked(seconds: float, written: str | int | float) -> float:
         )
     # -0.0 is 0 seconds; callers compare and print it, so give them the plain zero.
     return seconds if seconds else 0.0
+
+
+def format_duration(seconds: float) -> str:
+    """A duration the way a policy file writes it, in the largest unit that divides it: 30d, 1h, 90s."""
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{_number(seconds / size)}{unit}"
+    return f"{_number(seconds)}s"
+
+
+def _number(value: float) -> str:
+    # repr, not "g": 1000001 is "1e+06" with six significant digits.
+    return str(int(value)) if value.is_integer() else repr(value)

@@ -27,6 +27,7 @@ from hostpipe.core.request import Submit
 from hostpipe.core.runtimes import apptainer
 from hostpipe.core.runtimes.base import ArgumentRules, ArgvRefused, Host
 from hostpipe.core.runtimes.registry import GRAMMARS
+from hostpipe.core.sizes import format_size, parse_size
 
 BASE_ENV = ("PATH", "HOME", "USER", "LANG")
 """What every job gets from the daemon's environment; anything else must be named by the policy."""
@@ -39,6 +40,14 @@ jobs that ask for nothing: those run under `timeout`, none by default, so long-r
 possible."""
 MAX_KILL_GRACE = 3600.0
 """The longest `kill_grace`: an hour between SIGTERM and SIGKILL is already more than any job needs."""
+
+DEFAULT_RETENTION = 30 * 86400.0
+"""How long records, job logs and replies are kept when a policy sets no `retention`: 30 days."""
+DEFAULT_LOG_CAP = 64 << 20
+"""The most of one job's log kept on disk when a policy sets no `log_cap`: 64 MiB."""
+MIN_LOG_CAP = 64 << 10
+"""The smallest `log_cap` other than 0: the kept head and tail are whole blocks of the filesystem."""
+MAX_REFUSED_INTERVAL = 86400.0
 
 APPTAINER_KINDS = frozenset({"apptainer", "singularity"})
 
@@ -125,14 +134,35 @@ class Policy(BaseModel):
     requeue_max_age: float = 3600.0
     """Jobs still queued when the daemon stopped run at its next start unless they waited longer than this
     (then they are recorded as expired); 0 means they always run."""
+    retention: float = DEFAULT_RETENTION
+    """Records, job logs and replies to pods older than this are removed (a job's age counts from its end);
+    0 keeps them for ever. Records of queued and running jobs are never removed."""
+    log_cap: int = DEFAULT_LOG_CAP
+    """The most bytes of one job's log kept on disk: its first quarter and its latest output; 0 means no cap."""
+    refused_interval: float = 60.0
+    """The window of the rate limit on refused lines."""
+    refused_per_pod: int = Field(default=10, ge=0, le=1_000_000)
+    """Refused lines of one pod recorded one by one in each window; more are counted into one summary."""
+    refused_overall: int = Field(default=60, ge=0, le=1_000_000)
+    """Refused lines of all pods together recorded one by one in each window; more are counted into summaries."""
     runtimes: dict[str, RuntimePolicy] = Field(default_factory=dict)
 
-    @field_validator("max_concurrent", "max_queued", "max_job_pids", "job_cgroups", mode="before")
+    @field_validator(
+        "max_concurrent",
+        "max_queued",
+        "max_job_pids",
+        "job_cgroups",
+        "refused_per_pod",
+        "refused_overall",
+        mode="before",
+    )
     @classmethod
     def _strict(cls, value: Any, info: ValidationInfo) -> Any:
         return _strict_scalar(cls.model_fields, value, info)
 
-    @field_validator("timeout", "max_timeout", "kill_grace", "requeue_max_age", mode="before")
+    @field_validator(
+        "timeout", "max_timeout", "kill_grace", "requeue_max_age", "retention", "refused_interval", mode="before"
+    )
     @classmethod
     def _duration(cls, value: Any, info: ValidationInfo) -> float:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -145,7 +175,26 @@ class Policy(BaseModel):
             raise ValueError(
                 f'{_toml(value)} is longer than an hour, the longest grace; write kill_grace = "1h" or less'
             )
+        if info.field_name == "refused_interval" and not 0 < seconds <= MAX_REFUSED_INTERVAL:
+            raise ValueError(
+                f'{_toml(value)} is not a window of the rate limit; write refused_interval = "1m" (more than 0, '
+                "at most a day)"
+            )
         return seconds
+
+    @field_validator("log_cap", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        try:
+            size = parse_size(value)
+        except ValueError as error:
+            raise ValueError(f"{error}; log_cap = 0 means no cap") from None
+        if 0 < size < MIN_LOG_CAP:
+            raise ValueError(
+                f"{_toml(value)} is smaller than {format_size(MIN_LOG_CAP)}, the smallest cap; write "
+                f'log_cap = "{format_size(MIN_LOG_CAP)}" or more, or 0 for no cap'
+            )
+        return size
 
     @model_validator(mode="before")
     @classmethod

@@ -47,6 +47,10 @@ class JobRecord:
     """The job supervises a container started with `run -d`."""
     log_dropped: int | None = None
     """Bytes of the job's log dropped at the log cap."""
+    lines: int | None = None
+    """A summary of refused lines over the rate limit: how many lines it stands for (None: the record is one)."""
+    last_line: str | None = None
+    """A summary's last line; `line` is its first."""
 
     def as_json(self) -> dict[str, Any]:
         """The shape `hostpipe ps --json` prints; pinned by a test, so extend it, never rename a key."""
@@ -73,16 +77,21 @@ class JobRecord:
             "container_id": self.container_id,
             "detached": self.detached,
             "log_dropped": self.log_dropped,
+            "lines": self.lines,
+            "last_line": self.last_line,
         }
 
 
 COLUMNS = (
     "id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason, exit_code, signal, "
     "pid, pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, "
-    "log_dropped"
+    "log_dropped, lines, last_line"
 )
-_COLUMNS_V1 = COLUMNS.replace("start_attempt, container_id, detached, log_dropped", "NULL, NULL, NULL, NULL")
-"""What a reader selects from a version 1 file, which a daemon of this version has not migrated yet."""
+_COLUMNS_OF = {
+    1: COLUMNS.replace("start_attempt, container_id, detached, log_dropped, lines, last_line", ", ".join(["NULL"] * 6)),
+    2: COLUMNS.replace("lines, last_line", "NULL, NULL"),
+}
+"""What a reader selects from a file of an older version, which a daemon of this version has not migrated yet."""
 
 
 def record_of(row: tuple[Any, ...]) -> JobRecord:
@@ -119,7 +128,7 @@ def select(
         where.append(f"state IN ({', '.join('?' * len(names))})")
         params.extend(names)
     # Only fixed column names and placeholders are formatted in; every value is a bound parameter.
-    sql = f"SELECT {COLUMNS if version >= 2 else _COLUMNS_V1} FROM jobs"  # noqa: S608
+    sql = f"SELECT {_COLUMNS_OF.get(version, COLUMNS)} FROM jobs"  # noqa: S608
     if where:
         sql += " WHERE " + " AND ".join(where)
     if limit is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "hostpipe.sqlite3"
 
 _V1 = """
@@ -55,7 +55,17 @@ CREATE INDEX jobs_by_state ON jobs (state, id);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
 
-_STEPS = {1: _V1, 2: _V2}
+# Version 3: a record may stand for many refused lines, those of a pod over the rate limit in one interval
+# (hostpipe.core.ratelimit): `lines` counts them (NULL: the record is one line), `line` keeps the first and
+# `last_line` the last, and `summary` names the record so that its count is brought up to date with each batch.
+_V3 = """
+ALTER TABLE jobs ADD COLUMN lines INTEGER;
+ALTER TABLE jobs ADD COLUMN last_line TEXT;
+ALTER TABLE jobs ADD COLUMN summary TEXT;
+CREATE UNIQUE INDEX jobs_by_summary ON jobs (summary) WHERE summary IS NOT NULL;
+"""
+
+_STEPS = {1: _V1, 2: _V2, 3: _V3}
 
 
 class StoreError(Exception):

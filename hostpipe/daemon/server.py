@@ -57,11 +57,14 @@ from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
 from hostpipe.daemon.jobcgroups import JobCgroups
 from hostpipe.daemon.locks import AlreadyServing, lock_state_dir
+from hostpipe.daemon.logcap import LogCap
 from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reaper import Reaper, become_subreaper
 from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.records import JobRecord, Reader
+from hostpipe.daemon.refusals import RefusalLimit
+from hostpipe.daemon.retention import Retention
 from hostpipe.daemon.store import NewJob, Store
 from hostpipe.daemon.writer import JOB_COLUMNS
 
@@ -158,6 +161,8 @@ class Server:
         self._committed_offset = 0
         """Inbox offset (current generation) up to which records are committed."""
         self._in_flight_inserts: set[asyncio.Future[list[int]]] = set()
+        self.refusals: RefusalLimit
+        self.retention: Retention
         self._reload_timer: asyncio.TimerHandle | None = None
         self._pipe_problem: str | None = None
         self._state_dir_id: tuple[int, int] | None = None
@@ -244,6 +249,7 @@ class Server:
             cgroups=cgroups,
             reaper=Reaper(store_id) if subreaper else None,
         )
+        self._growth()
         self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
@@ -311,6 +317,8 @@ class Server:
             await asyncio.wait(self._in_flight_inserts, timeout=5)
         for task in self._tasks:
             task.cancel()
+        self.retention.stop()
+        self.refusals.close()
         if self._reload_timer is not None:
             self._reload_timer.cancel()
         if self._watcher is not None:
@@ -416,6 +424,8 @@ class Server:
                     "have run it, so it was not run; write it again to run it"
                 )
                 record, job = record._replace(state=JobState.REFUSED, rule="store-replaced", reason=reason), None
+            if job is None and not self.refusals.admit(record, now):
+                continue  # over the rate limit: counted into its pod's summary
             if job is not None:
                 slots -= 1
                 if self.executor.reserve_start():
@@ -423,7 +433,9 @@ class Server:
                     job.attempted = True
                 accepted.append((len(records), job))
             records.append(record)
-        committed = self.store.insert(records)
+        # The summaries' counts go in the batch that holds the inbox position of the lines they count.
+        committed = self.store.insert([*records, *self.refusals.opened()])
+        self.refusals.write_counts(self.store)
         self.store.write("meta", (_INBOX_KEY, f"{position.generation}:{position.offset}"))
         self._in_flight_inserts.add(committed)
         committed.add_done_callback(functools.partial(self._committed, records, accepted, position))
@@ -560,6 +572,19 @@ class Server:
 
     # -- control, policy, housekeeping ----------------------------------------------------------------------
 
+    def _growth(self) -> None:
+        """What keeps the state folder bounded: the rate limit on refused lines, the log cap, retention."""
+        policy = lambda: self.loaded.policy  # noqa: E731 - read on each use: a reload changes it
+        self.refusals = RefusalLimit(policy)
+        live = lambda: [  # noqa: E731
+            (j.id, j.log_path) for j in self.executor.live_jobs() if j.log_path and j.state is JobState.RUNNING
+        ]
+        self.retention = Retention(
+            state_dir=self.config.state_dir, store=self.store, policy=policy, keep=self.refusals.open_keys
+        )
+        for listener in (self.refusals, LogCap(store=self.store, policy=policy, live=live), self.retention):
+            self.events.add(listener)
+
     async def _on_control(self, payload: dict[str, Any]) -> dict[str, Any]:
         op = payload.get("op")
         if op == "status":
@@ -574,6 +599,11 @@ class Server:
                 "intake": self._intake_error or "reading",
                 "started_at": self.started_at,
             }
+        if op == "clean":
+            older_than = payload.get("older_than")
+            if isinstance(older_than, bool) or not isinstance(older_than, int | float) or not older_than >= 0:
+                return {"ok": False, "error": "clean needs older_than, a number of seconds"}
+            return {"ok": True, **(await self.retention.sweep(float(older_than))).as_dict()}
         if op != "cancel":
             return {"ok": False, "error": f"unknown op {op!r}"}
         try:

@@ -61,6 +61,8 @@ class NewJob(NamedTuple):
     timeout: float | None = None
     start_attempt: float | None = None
     """Set when the job is to start as soon as the batch is committed, so the start attempt is recorded with it."""
+    summary: str | None = None
+    """A summary of refused lines (hostpipe.daemon.refusals): its key, by which its count is brought up to date."""
 
 
 @dataclass
@@ -95,6 +97,7 @@ def _insert_row(job_id: int, job: NewJob) -> tuple[Any, ...]:
         job.timeout,
         job.submitted_at,
         job.start_attempt,
+        job.summary,
     )
 
 

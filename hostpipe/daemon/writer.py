@@ -29,12 +29,14 @@ from hostpipe.daemon.wire import Decoder, encode
 
 _JOB_COLUMNS = (
     "id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason, exit_code, signal, pid, "
-    "pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, log_dropped"
+    "pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, log_dropped, "
+    "lines, last_line, summary"
 )
+JOB_COLUMNS = tuple(name.strip() for name in _JOB_COLUMNS.split(","))
 
 SQL: dict[str, str] = {
     "insert": "INSERT INTO jobs (id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason,"
-    " timeout, submitted_at, start_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    " timeout, submitted_at, start_attempt, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "attempt": "UPDATE jobs SET start_attempt = ? WHERE id = ?",
     "started": "UPDATE jobs SET state = ?, pid = ?, pid_start = ?, started_at = ?, log = ? WHERE id = ?",
     "finished": "UPDATE jobs SET state = ?, exit_code = ?, signal = ?, reason = COALESCE(?, reason),"
@@ -42,13 +44,16 @@ SQL: dict[str, str] = {
     "container": "UPDATE jobs SET container_id = ?, detached = ? WHERE id = ?",
     "dropped": "UPDATE jobs SET log_dropped = ? WHERE id = ?",
     # Fixed column names and placeholders only.
-    "restore": f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 24)})",  # noqa: S608
+    "restore": f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})",  # noqa: S608
     "meta": "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
     "delete": "DELETE FROM jobs WHERE id = ?",
+    # A summary of refused lines brought up to date, in the batch that holds the inbox position of its lines.
+    "summary": "UPDATE jobs SET lines = ?, last_line = ?, reason = ?, ended_at = ? WHERE summary = ?",
+    # Retention: a record older than the cut-off, only once its job has ended (checked again as it is removed).
+    "purge": "DELETE FROM jobs WHERE id = ? AND state NOT IN ('queued', 'running')"
+    " AND COALESCE(ended_at, submitted_at) < ?",
 }
 """Every statement the writer runs, by the name the daemon uses for it. Values are always bound parameters."""
-
-JOB_COLUMNS = tuple(name.strip() for name in _JOB_COLUMNS.split(","))
 
 
 def classify(error: sqlite3.Error) -> str:

@@ -7,7 +7,7 @@ from tests.conftest import Daemon
 KEYS = {
     "id", "pod", "client_id", "state", "exit_code", "signal", "reason", "rule", "argument", "argv", "line",
     "runtime", "image", "pid", "timeout", "submitted_at", "started_at", "ended_at", "log", "container_id",
-    "detached", "log_dropped",
+    "detached", "log_dropped", "lines", "last_line",
 }  # fmt: skip
 
 

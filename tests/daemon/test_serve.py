@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, Daemon, process_group_alive, wait_for, write_line
+from tests.conftest import DATA, DEFAULT_POLICY, Daemon, process_group_alive, wait_for, write_line
 
 TABLE_3 = [
     line
@@ -127,7 +127,8 @@ REFUSALS = [
 
 def test_refuses_every_kind_of_bad_line_with_its_rule(make_daemon):
     """Each bad line becomes a refused record naming its rule; none of them runs anything."""
-    daemon = make_daemon()
+    # More refused lines than one pod may have recorded one by one in a minute by default (refused_per_pod).
+    daemon = make_daemon(f"refused_per_pod = {len(REFUSALS)}\n{DEFAULT_POLICY}")
     for line, _ in REFUSALS:
         daemon.write(line + "\n")
     records = daemon.wait_records(len(REFUSALS))

@@ -262,7 +262,15 @@ class Executor:
                 self._made_dirs.add(job.log_path.parent)
             procs = self._cgroups.acquire(job.id) if self._cgroups is not None else None
             nofile = self._job_nofile[0] if self._job_nofile is not None else None
-            pid = spawn(prelude(argv, cgroup_procs=procs, nofile=nofile), env, job.log_path)
+            command = prelude(argv, cgroup_procs=procs, nofile=nofile)
+            try:
+                pid = spawn(command, env, job.log_path)
+            except FileNotFoundError:
+                if job.log_path.parent.is_dir():
+                    raise
+                # Retention removed the pod's emptied log folder since this daemon made it: make it again.
+                job.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                pid = spawn(command, env, job.log_path)
             job.pidfd = os.pidfd_open(pid)
         except OSError as error:
             self._running.pop(job.id, None)

@@ -128,7 +128,7 @@ def test_an_immutable_state_folder_does_not_kill_the_daemon(make_daemon):
     if not ROOT or shutil.which("chattr") is None:
         pytest.skip("chattr +i needs root and e2fsprogs")
     daemon: Daemon = make_daemon()
-    daemon.write("HOSTPIPE_ID=ending docker run test/x sleep 1\n")
+    daemon.write("HOSTPIPE_ID=ending docker run test/x sleep 4\n")
     wait_for(lambda: daemon.ps("--state", "running"))
     # Every folder and regular file (chattr takes no flags on the control socket).
     targets = [str(p) for p in (daemon.state_dir, *daemon.state_dir.rglob("*")) if p.is_dir() or p.is_file()]

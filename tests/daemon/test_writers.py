@@ -20,9 +20,13 @@ def _write_raw(daemon: Daemon, data: bytes) -> None:
         os.close(fd)
 
 
+# Every refusal here is a record of its own (no rate-limit summaries), so that each byte can be found.
+UNLIMITED = 'kill_grace = "1s"\nrefused_per_pod = 100000\nrefused_overall = 100000\n[runtimes.docker]\n'
+
+
 def test_two_writers_without_newlines_at_the_same_moment_never_run(make_daemon):
     """Two pods leave out the newline at once, ten times over: whether read apart or together, nothing runs."""
-    daemon: Daemon = make_daemon()
+    daemon: Daemon = make_daemon(UNLIMITED)
     for trial in range(10):
         barrier = threading.Barrier(2)
 
@@ -84,7 +88,7 @@ def test_a_byte_a_second_writer_beside_normal_writers_changes_no_line_but_by_the
     """A writer trickling a byte every 0.3 s while 80 pods write lines: every byte of both is in exactly one
     record, and a normal line can differ from what its pod wrote only by trickled bytes that reached the pipe
     just before it within one take (the race no reader can tell apart, docs/reliability.md)."""
-    daemon: Daemon = make_daemon()
+    daemon: Daemon = make_daemon(UNLIMITED)
     stop = threading.Event()
     sent = bytearray()
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "cancel": "hostpipe.cli.cancel:cancel",
     "check": "hostpipe.cli.check:check",
     "clean": "hostpipe.cli.clean:clean",
+    "submit": "hostpipe.cli.submit:submit_command",
 }
 
 

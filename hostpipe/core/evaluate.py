@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hostpipe.core.grammar import Expansions, parse_line
 from hostpipe.core.policy import Allowed, Decision, LoadedPolicy, Refused, decide
+from hostpipe.core.replies import redact
 from hostpipe.core.request import LineRefused, Submit
 from hostpipe.core.runtimes.base import Host
 
@@ -14,11 +15,14 @@ from hostpipe.core.runtimes.base import Host
 @dataclass(frozen=True)
 class Evaluation:
     line: str
-    """The line as text (invalid UTF-8 shown with backslash escapes), for records and messages."""
+    """The line as text (invalid UTF-8 shown with backslash escapes), for records and messages; a reply key's
+    token half is left out of it."""
     decision: Decision
     submit: Submit | None
     pod: str | None
     client_id: str | None
+    reply: str | None = None
+    """The submitter's reply key, whether the line was allowed or refused."""
 
     @property
     def allowed(self) -> Allowed | None:
@@ -36,9 +40,22 @@ def evaluate(
     try:
         submit = parse_line(data, expansions)
     except LineRefused as refused:
-        return Evaluation(
-            text, Refused(refused.rule, refused.reason, refused.argument), None, refused.pod, refused.client_id
-        )
+        decision = Refused(refused.rule, refused.reason, refused.argument)
+        reply = refused.reply
+        shown = redact(text, reply) if reply is not None else text
+        if shown is None:
+            return Evaluation(text, decision, None, refused.pod, refused.client_id)
+        return Evaluation(shown, decision, None, refused.pod, refused.client_id, reply)
+    if submit.reply is not None:
+        shown = redact(text, submit.reply)
+        if shown is None:
+            # The key was quoted or escaped: no record could leave its token out, so the line is not taken.
+            reason = (
+                "The reply key is not written as it is (quoted in parts or escaped), so its token could not be "
+                "left out of the record; write the 64 hex digits as they are, as the clients do."
+            )
+            return Evaluation(text, Refused("bad-reply", reason), submit, submit.pod, submit.id)
+        return Evaluation(shown, decide(submit, loaded, host, environ), submit, submit.pod, submit.id, submit.reply)
     return Evaluation(text, decide(submit, loaded, host, environ), submit, submit.pod, submit.id)
 
 

@@ -18,7 +18,8 @@ The `~` rules, kept small on purpose:
 Expanded values are inserted as they are: never split into several words, never globbed, never dropped.
 
 A line whose first character is `{` is one JSON object instead, for programs that build the argv themselves;
-nothing in it is expanded.
+nothing in it is expanded. A JSON object whose op is cancel, attach or done is a submitter's control line
+(`parse_control`): it names a reply key and nothing else, and runs no command.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ import re
 from dataclasses import dataclass
 
 from hostpipe.core.durations import LONGEST_TEXT, parse_duration
-from hostpipe.core.request import LineRefused, Submit, is_client_id, is_pod_name
+from hostpipe.core.request import (
+    CONTROL_OPS,
+    LineRefused,
+    PipeControl,
+    Submit,
+    is_client_id,
+    is_pod_name,
+    is_reply_key,
+)
 
 MAX_LINE_BYTES = 4096
 """PIPE_BUF on Linux: a pipe write of at most this many bytes is never interleaved with another writer's.
@@ -37,7 +46,8 @@ A line and its newline must fit, so a line handed to `parse_line` (without its n
 POD_FIELD = "HOSTPIPE_POD"
 ID_FIELD = "HOSTPIPE_ID"
 TIMEOUT_FIELD = "HOSTPIPE_TIMEOUT"
-RESERVED_FIELDS = (POD_FIELD, ID_FIELD, TIMEOUT_FIELD)
+REPLY_FIELD = "HOSTPIPE_REPLY"
+RESERVED_FIELDS = (POD_FIELD, ID_FIELD, TIMEOUT_FIELD, REPLY_FIELD)
 """The only assignments a plain line may start with; they fill the request, never the job's environment."""
 
 
@@ -67,6 +77,7 @@ class _Fields:
     pod: str | None = None
     client_id: str | None = None
     timeout: float | None = None
+    reply: str | None = None
 
 
 def parse_line(raw: bytes, expansions: Expansions) -> Submit:
@@ -105,7 +116,12 @@ def parse_line(raw: bytes, expansions: Expansions) -> Submit:
         return _parse_plain(_join_continuations(text), lead, expansions, fields)
     except _Refuse as refusal:
         raise LineRefused(
-            refusal.rule, refusal.reason, pod=fields.pod, client_id=fields.client_id, argument=refusal.argument
+            refusal.rule,
+            refusal.reason,
+            pod=fields.pod,
+            client_id=fields.client_id,
+            argument=refusal.argument,
+            reply=fields.reply,
         ) from None
 
 
@@ -209,7 +225,7 @@ def _parse_plain(text: str, lead: int, expansions: Expansions, fields: _Fields) 
         plain = _BLANK_RUN.split(text)
         first = plain[0]
         if first and first not in _RESERVED_WORDS and first != "export" and _ASSIGNMENT.match(first) is None:
-            return Submit(argv=tuple(plain), pod=fields.pod, id=fields.client_id, timeout=fields.timeout)
+            return _submit(tuple(plain), fields)
     words = _Words(text, lead, expansions)
     argv: list[str] = []
     seen: set[str] = set()
@@ -250,14 +266,18 @@ def _parse_plain(text: str, lead: int, expansions: Expansions, fields: _Fields) 
                 f"The line sets {', '.join(sorted(seen))} but names no command; write the command after them.",
             )
         raise _Refuse("empty-line", "The line holds only a comment; write the command to run before the '#'.")
-    return Submit(argv=tuple(argv), pod=fields.pod, id=fields.client_id, timeout=fields.timeout)
+    return _submit(tuple(argv), fields)
+
+
+def _submit(argv: tuple[str, ...], fields: _Fields) -> Submit:
+    return Submit(argv=argv, pod=fields.pod, id=fields.client_id, timeout=fields.timeout, reply=fields.reply)
 
 
 def _env_assignment_reason(name: str) -> str:
     hint = f" (did you mean {name.upper()}?)" if name.upper() in RESERVED_FIELDS else ""
     return (
-        f"{name}= sets an environment variable, and a line may start only with HOSTPIPE_POD=, HOSTPIPE_ID= "
-        f"and HOSTPIPE_TIMEOUT={hint}; {_ENV_ADVICE}."
+        f"{name}= sets an environment variable, and a line may start only with HOSTPIPE_POD=, HOSTPIPE_ID=, "
+        f"HOSTPIPE_TIMEOUT= and HOSTPIPE_REPLY={hint}; {_ENV_ADVICE}."
     )
 
 
@@ -270,6 +290,10 @@ def _set_field(name: str, value: str, fields: _Fields) -> None:
         if not is_client_id(value):
             raise _Refuse("bad-id", _bad_id_reason(f"{ID_FIELD}={_shown(value)}"))
         fields.client_id = value
+    elif name == REPLY_FIELD:
+        if not is_reply_key(value):
+            raise _Refuse("bad-reply", _bad_reply_reason(f"{REPLY_FIELD}={_shown(value)}"))
+        fields.reply = value
     else:
         fields.timeout = _timeout(value, f"{TIMEOUT_FIELD}={_shown(value)}", f"leave {TIMEOUT_FIELD} out")
 
@@ -587,7 +611,7 @@ def _refuse_brace_expansion(shape: list[str], raw: str) -> None:
 
 # --- JSON lines --------------------------------------------------------------------------------------------
 
-_JSON_KEYS = ("argv", "pod", "id", "timeout", "op")
+_JSON_KEYS = ("argv", "pod", "id", "timeout", "reply", "op")
 _JSON_EXAMPLE = '{"argv": ["docker", "run", "IMAGE"]}'
 
 
@@ -658,11 +682,13 @@ def _parse_json(text: str, fields: _Fields) -> Submit:
         else:
             members[key] = value
     # File a later refusal under the pod (and id) when they are given once and are valid.
-    pod, client_id = members.get("pod"), members.get("id")
+    pod, client_id, reply = members.get("pod"), members.get("id"), members.get("reply")
     if "pod" not in duplicates and isinstance(pod, str) and is_pod_name(pod):
         fields.pod = pod
     if "id" not in duplicates and isinstance(client_id, str) and is_client_id(client_id):
         fields.client_id = client_id
+    if "reply" not in duplicates and isinstance(reply, str) and is_reply_key(reply):
+        fields.reply = reply
     if duplicates:
         raise _Refuse(
             "duplicate-field",
@@ -673,26 +699,74 @@ def _parse_json(text: str, fields: _Fields) -> Submit:
             advice = f"; {_ENV_ADVICE}" if key.lower() in ("env", "environment") else ""
             raise _Refuse(
                 "bad-field",
-                f"The key {_shown_json(key)} is unknown: a request holds only argv, pod, id, timeout and op{advice}.",
+                f"The key {_shown_json(key)} is unknown: a request holds only argv, pod, id, timeout and op, and "
+                f"a client's reply key (reply){advice}.",
             )
+    if "op" in members and members["op"] in CONTROL_OPS:
+        _control(members)
+        raise _Refuse(
+            "pipe-control",
+            f"op {_shown_json(members['op'])} is a submitter's control line for the job of its reply key; the "
+            "daemon acts on it and it runs no command.",
+        )
     if "op" in members and members["op"] != "submit":
         raise _Refuse(
             "bad-field",
-            f"op {_shown_json(members['op'])} is not a pipe request: the pipe takes only 'submit' (or no "
-            "op), and jobs are cancelled with hostpipe cancel.",
+            f"op {_shown_json(members['op'])} is not a pipe request: the pipe takes 'submit' (or no op), and "
+            "'cancel', 'attach' or 'done' with a reply key alone; an operator cancels jobs with hostpipe cancel.",
         )
     argv = _json_argv(members)
     if members.get("pod") is not None and fields.pod is None:
         raise _Refuse("bad-pod", _bad_pod_reason(f"pod {_shown_json(members['pod'])}"))
     if members.get("id") is not None and fields.client_id is None:
         raise _Refuse("bad-id", _bad_id_reason(f"id {_shown_json(members['id'])}"))
+    if members.get("reply") is not None and fields.reply is None:
+        raise _Refuse("bad-reply", _bad_reply_reason(f"reply {_shown_json(members['reply'])}"))
     timeout = members.get("timeout")
     if timeout is not None:
         written = f"timeout {_shown_json(timeout)}"
         if isinstance(timeout, bool) or not isinstance(timeout, int | float | str):
             raise _Refuse("bad-timeout", _bad_timeout_reason(written))
         fields.timeout = _timeout(timeout, written, "leave timeout out")
-    return Submit(argv=argv, pod=fields.pod, id=fields.client_id, timeout=fields.timeout)
+    return _submit(argv, fields)
+
+
+def _control(members: dict[str, object]) -> PipeControl:
+    """The control line in a JSON object whose op is cancel, attach or done: its reply key and nothing else."""
+    for key in members:
+        if key not in ("op", "reply"):
+            raise _Refuse(
+                "bad-field",
+                f"A control line holds only op and reply; the key {_shown_json(key)} has no place in it (the "
+                "reply key names the job); an operator cancels jobs with hostpipe cancel.",
+            )
+    reply = members.get("reply")
+    if not isinstance(reply, str) or not is_reply_key(reply):
+        raise _Refuse("bad-reply", _bad_reply_reason(f"reply {_shown_json(reply)}"))
+    op = members["op"]
+    assert isinstance(op, str)
+    return PipeControl.model_validate({"op": op, "reply": reply})
+
+
+def parse_control(raw: bytes) -> PipeControl | None:
+    """The control line in `raw`, or None when `raw` is anything else: a command line, or a control line that
+    does not hold exactly a valid op and reply key (which `parse_line` then refuses with its reason)."""
+    text = raw.strip(_ASCII_WHITESPACE.encode())
+    if not text.startswith(b"{") or b'"op"' not in text or len(text) >= MAX_LINE_BYTES:
+        return None
+    try:
+        document = json.loads(text, object_pairs_hook=_Members)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, _Members):
+        return None
+    members = dict(document)
+    if len(members) != len(document) or members.get("op") not in CONTROL_OPS:
+        return None
+    try:
+        return _control(members)
+    except _Refuse:
+        return None
 
 
 def _json_argv(members: dict[str, object]) -> tuple[str, ...]:
@@ -754,6 +828,13 @@ def _bad_pod_reason(written: str) -> str:
     return (
         f"{written} is not a pod name; write namespace/name, each part a Kubernetes name of lowercase "
         "letters, digits, '-' and '.'."
+    )
+
+
+def _bad_reply_reason(written: str) -> str:
+    return (
+        f"{written} is not a reply key; write the 64 lowercase hex digits the client made (or their first 32, "
+        "the nonce, for a reply without a token), as hostpipe submit and hostpipe-submit do."
     )
 
 

@@ -136,7 +136,8 @@ class Policy(BaseModel):
     (then they are recorded as expired); 0 means they always run."""
     retention: float = DEFAULT_RETENTION
     """Records, job logs and replies to pods older than this are removed (a job's age counts from its end);
-    0 keeps them for ever. Records of queued and running jobs are never removed."""
+    0 keeps them for ever (replies: until their client read them). Records of queued and running jobs are never
+    removed."""
     log_cap: int = DEFAULT_LOG_CAP
     """The most bytes of one job's log kept on disk: its first quarter and its latest output; 0 means no cap."""
     refused_interval: float = 60.0

@@ -1,7 +1,10 @@
 """The closed set of requests hostpipe understands, shared by the daemon and its clients.
 
-A pod sends a `Submit` through the pipe (one line). An operator sends a `Cancel` through the daemon's control
-socket. Both are plain frozen values; reading them from bytes is the grammar's job (`hostpipe.core.grammar`).
+A pod sends a `Submit` through the pipe (one line), optionally with a reply key that asks for the job's
+output and result back (`hostpipe.core.replies`); the client that holds that key may then send a
+`PipeControl` (cancel, attach, done) through the pipe too. An operator sends a `Cancel` through the daemon's
+control socket. All are plain frozen values; reading them from bytes is the grammar's job
+(`hostpipe.core.grammar`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ POD_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/[a-z0-9]([-a-z0-9.]{0,251}
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 """A pod's own name for a job: safe as a file name, never `.` or `..`."""
 
+REPLY_PATTERN = r"^[0-9a-f]{32}([0-9a-f]{32})?$"
+"""A reply key: a nonce of 32 lowercase hex digits that names the reply, then (usually) a token of 32 more that
+lets its holder cancel, attach and remove it. The nonce alone asks for a reply nobody can act on."""
+
 PodName = Annotated[str, StringConstraints(pattern=POD_PATTERN)]
 ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
+ReplyKey = Annotated[str, StringConstraints(pattern=REPLY_PATTERN)]
 
 _POD_RE = re.compile(POD_PATTERN)
 _CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
+_REPLY_RE = re.compile(REPLY_PATTERN)
 
 
 def is_pod_name(text: str) -> bool:
@@ -30,6 +39,10 @@ def is_pod_name(text: str) -> bool:
 
 def is_client_id(text: str) -> bool:
     return _CLIENT_ID_RE.fullmatch(text) is not None
+
+
+def is_reply_key(text: str) -> bool:
+    return _REPLY_RE.fullmatch(text) is not None
 
 
 class Submit(BaseModel):
@@ -45,6 +58,8 @@ class Submit(BaseModel):
     """The pod's own name for this job, so that it can ask for the result later."""
     timeout: float | None = Field(default=None, gt=0)
     """Seconds; capped by the policy's max_timeout."""
+    reply: ReplyKey | None = None
+    """The submitter's reply key: the daemon writes the job's output and result where its nonce says."""
 
 
 class Cancel(BaseModel):
@@ -60,6 +75,23 @@ class Cancel(BaseModel):
 ControlRequest = Annotated[Cancel, Field(discriminator="op")]
 
 
+class PipeControl(BaseModel):
+    """What the holder of a reply key asks through the pipe about the job it submitted with that key.
+
+    `cancel` stops the job, `attach` has its reply written again (a restarted client picks up the output and
+    result), `done` says the client has read the reply, which the daemon then removes. A key without its
+    token half can do none of these.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    op: Literal["cancel", "attach", "done"]
+    reply: ReplyKey
+
+
+CONTROL_OPS = ("cancel", "attach", "done")
+
+
 @dataclass(frozen=True)
 class LineRefused(Exception):
     """A line that cannot become a request. `rule` names what it broke; `reason` says what to do instead."""
@@ -71,6 +103,8 @@ class LineRefused(Exception):
     client_id: str | None = None
     argument: str | None = None
     """The text in the line that broke the rule (an operator, an expansion), where there is one."""
+    reply: str | None = None
+    """The reply key, when the line gave one before it broke a rule, so that the refusal reaches its client."""
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.reason}"

@@ -51,6 +51,10 @@ class JobRecord:
     """A summary of refused lines over the rate limit: how many lines it stands for (None: the record is one)."""
     last_line: str | None = None
     """A summary's last line; `line` is its first."""
+    reply_nonce: str | None = None
+    """The nonce of the reply key the job was submitted with (hostpipe.core.replies)."""
+    token_hash: str | None = None
+    """SHA-256 of that key's token; None when the key came without one."""
 
     def as_json(self) -> dict[str, Any]:
         """The shape `hostpipe ps --json` prints; pinned by a test, so extend it, never rename a key."""
@@ -85,11 +89,15 @@ class JobRecord:
 COLUMNS = (
     "id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason, exit_code, signal, "
     "pid, pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, "
-    "log_dropped, lines, last_line"
+    "log_dropped, lines, last_line, reply_nonce, token_hash"
 )
+_NEWER = {
+    1: "start_attempt, container_id, detached, log_dropped, lines, last_line, reply_nonce, token_hash",
+    2: "lines, last_line, reply_nonce, token_hash",
+    3: "reply_nonce, token_hash",
+}
 _COLUMNS_OF = {
-    1: COLUMNS.replace("start_attempt, container_id, detached, log_dropped, lines, last_line", ", ".join(["NULL"] * 6)),
-    2: COLUMNS.replace("lines, last_line", "NULL, NULL"),
+    version: COLUMNS.replace(names, ", ".join(["NULL"] * len(names.split(", ")))) for version, names in _NEWER.items()
 }
 """What a reader selects from a file of an older version, which a daemon of this version has not migrated yet."""
 
@@ -111,6 +119,7 @@ def select(
     client_id: str | None = None,
     limit: int | None = None,
     version: int = SCHEMA_VERSION,
+    reply_nonce: str | None = None,
 ) -> Iterator[JobRecord]:
     where: list[str] = []
     params: list[Any] = []
@@ -123,6 +132,11 @@ def select(
     if client_id is not None:
         where.append("client_id = ?")
         params.append(client_id)
+    if reply_nonce is not None:
+        if version < 4:
+            return
+        where.append("reply_nonce = ?")
+        params.append(reply_nonce)
     if states is not None:
         names = [JobState(s).value for s in states]
         where.append(f"state IN ({', '.join('?' * len(names))})")
@@ -164,6 +178,10 @@ class Reader:
 
     def get(self, job_id: int) -> JobRecord | None:
         return next(iter(select(self._conn, job_id=job_id, version=self.version)), None)
+
+    def by_reply(self, nonce: str) -> JobRecord | None:
+        """The job submitted with a reply key of this nonce (the first, should a store hold two)."""
+        return next(iter(select(self._conn, reply_nonce=nonce, version=self.version)), None)
 
     def live(self) -> list[JobRecord]:
         return self.jobs(states=LIVE_STATES)

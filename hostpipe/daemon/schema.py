@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "hostpipe.sqlite3"
 
 _V1 = """
@@ -65,7 +65,16 @@ ALTER TABLE jobs ADD COLUMN summary TEXT;
 CREATE UNIQUE INDEX jobs_by_summary ON jobs (summary) WHERE summary IS NOT NULL;
 """
 
-_STEPS = {1: _V1, 2: _V2, 3: _V3}
+# Version 4: a job submitted with a reply key keeps the key's nonce (which names its reply in the pipe's folder)
+# and the SHA-256 of its token (which its client must show to cancel, attach or remove the reply), never the
+# token itself. The nonce is looked up when a key comes again, so it has an index.
+_V4 = """
+ALTER TABLE jobs ADD COLUMN reply_nonce TEXT;
+ALTER TABLE jobs ADD COLUMN token_hash TEXT;
+CREATE INDEX jobs_by_reply ON jobs (reply_nonce) WHERE reply_nonce IS NOT NULL;
+"""
+
+_STEPS = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 class StoreError(Exception):

@@ -36,7 +36,7 @@ from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, Outcome, StopCause
 from hostpipe.core.policy import Allowed, LoadedPolicy, Refused
-from hostpipe.core.request import Cancel
+from hostpipe.core.request import Cancel, PipeControl
 from hostpipe.daemon import cidfiles, systemd
 from hostpipe.daemon.control import serve_control
 from hostpipe.daemon.events import Events
@@ -64,6 +64,7 @@ from hostpipe.daemon.reaper import Reaper, become_subreaper
 from hostpipe.daemon.reconcile import Containers, reconcile
 from hostpipe.daemon.records import JobRecord, Reader
 from hostpipe.daemon.refusals import RefusalLimit
+from hostpipe.daemon.replies import Replies
 from hostpipe.daemon.retention import Retention
 from hostpipe.daemon.store import NewJob, Store
 from hostpipe.daemon.writer import JOB_COLUMNS
@@ -170,6 +171,9 @@ class Server:
         self.started_at = time.time()
         self.events = Events()
         """Listeners to lines and jobs (metrics, replies to pods); add them before `startup`."""
+        # -- replies to pods (hostpipe.daemon.replies): admits reply keys, acts on control lines, writes replies
+        self.replies = Replies(retention=lambda: self.loaded.policy.retention)
+        self.events.add(self.replies)
 
     # -- table of contents ----------------------------------------------------------------------------------
 
@@ -259,6 +263,8 @@ class Server:
             self.pipe = open_pipe(self.config.pipe, mode=self.config.pipe_mode, folder_mode=self.config.folder_mode)
             # Standalone, the holder keeps the pipe (and the lines in it) should this daemon die.
             hand_pipe_up(self.pipe.fd, self.environ)
+        # Replies: before any line or requeued job, so that every job with a reply key finds its reply.
+        self.replies.open(self.config.pipe.parent, self.config.pipe.name, state_dir, self.executor, live)
         self.inbox = Inbox(state_dir)
         left = self.inbox.recover(_inbox_position(hello.meta))
         self._requeue(restart.requeue)
@@ -326,6 +332,7 @@ class Server:
         if self._control is not None:
             self._control.close()
         await self.executor.shutdown(leave_detached=self._leave_detached)
+        self.replies.close()
         with contextlib.suppress(FileNotFoundError):
             control_socket(self.config.state_dir).unlink()
         left = await self.store.close(timeout=10)
@@ -414,9 +421,15 @@ class Server:
         now = time.time()
         records: list[NewJob] = []
         accepted: list[tuple[int, Job]] = []
+        controls: list[PipeControl] = []
         # Lines of a replaced store are never run, so they take no slot.
         slots = len(frames) if replaced_store else self.executor.free_slots()
         for frame in frames:
+            # A submitter's cancel, attach or done is no job: acted on once the lines before it are committed.
+            control = self.replies.control_of(frame)
+            if control is not None:
+                controls.append(control)
+                continue
             record, job = self._decide(frame, now, slots)
             if replaced_store and record.state is JobState.QUEUED:
                 reason = (
@@ -438,13 +451,14 @@ class Server:
         self.refusals.write_counts(self.store)
         self.store.write("meta", (_INBOX_KEY, f"{position.generation}:{position.offset}"))
         self._in_flight_inserts.add(committed)
-        committed.add_done_callback(functools.partial(self._committed, records, accepted, position))
+        committed.add_done_callback(functools.partial(self._committed, records, accepted, position, controls))
 
     def _committed(
         self,
         records: list[NewJob],
         accepted: list[tuple[int, Job]],
         position: Position,
+        controls: list[PipeControl],
         done: asyncio.Future[list[int]],
     ) -> None:
         self._in_flight_inserts.discard(done)
@@ -459,9 +473,12 @@ class Server:
         jobs = dict(accepted)
         for index, job in accepted:
             job.id = ids[index]
-            self.executor.submit(job)
+        # Listeners hear of each record before its job can start or end.
         for index, record in enumerate(records):
             self.events.line_recorded(ids[index], record, jobs.get(index))
+        for _, job in accepted:
+            self.executor.submit(job)
+        self.replies.apply(controls)
         if position.generation == self.inbox.generation:
             self._committed_offset = max(self._committed_offset, position.offset)
         if self.inbox.committed(position):
@@ -493,6 +510,12 @@ class Server:
         result = evaluate(data, self.expansions, self.loaded, self.host, self.environ)
         argv = result.submit.argv if result.submit is not None else None
         record = NewJob(result.line, JobState.REFUSED, now, result.pod, result.client_id, argv)
+        if result.reply is not None:
+            # A reply key: a new one gets its reply, one that came before attaches instead of running twice.
+            admission = self.replies.admit(result.reply, argv)
+            if admission.rule is not None:
+                return record._replace(rule=admission.rule, reason=admission.reason), None
+            record = record._replace(reply_nonce=admission.nonce, token_hash=admission.digest)
         decision = result.decision
         if isinstance(decision, Refused):
             return record._replace(rule=decision.rule, argument=decision.argument, reason=decision.reason), None

@@ -63,6 +63,9 @@ class NewJob(NamedTuple):
     """Set when the job is to start as soon as the batch is committed, so the start attempt is recorded with it."""
     summary: str | None = None
     """A summary of refused lines (hostpipe.daemon.refusals): its key, by which its count is brought up to date."""
+    reply_nonce: str | None = None
+    """The nonce of the submitter's reply key, and the SHA-256 of its token (hostpipe.core.replies)."""
+    token_hash: str | None = None
 
 
 @dataclass
@@ -98,6 +101,8 @@ def _insert_row(job_id: int, job: NewJob) -> tuple[Any, ...]:
         job.submitted_at,
         job.start_attempt,
         job.summary,
+        job.reply_nonce,
+        job.token_hash,
     )
 
 

@@ -30,13 +30,14 @@ from hostpipe.daemon.wire import Decoder, encode
 _JOB_COLUMNS = (
     "id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason, exit_code, signal, pid, "
     "pid_start, timeout, submitted_at, started_at, ended_at, log, start_attempt, container_id, detached, log_dropped, "
-    "lines, last_line, summary"
+    "lines, last_line, summary, reply_nonce, token_hash"
 )
 JOB_COLUMNS = tuple(name.strip() for name in _JOB_COLUMNS.split(","))
 
 SQL: dict[str, str] = {
     "insert": "INSERT INTO jobs (id, pod, client_id, line, argv, runtime, image, state, rule, argument, reason,"
-    " timeout, submitted_at, start_attempt, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    " timeout, submitted_at, start_attempt, summary, reply_nonce, token_hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "attempt": "UPDATE jobs SET start_attempt = ? WHERE id = ?",
     "started": "UPDATE jobs SET state = ?, pid = ?, pid_start = ?, started_at = ?, log = ? WHERE id = ?",
     "finished": "UPDATE jobs SET state = ?, exit_code = ?, signal = ?, reason = COALESCE(?, reason),"

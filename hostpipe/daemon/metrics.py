@@ -1,0 +1,253 @@
+"""Prometheus metrics of the daemon: an events listener that counts, a textfile written each tick, an HTTP port.
+
+Counting is on the hot path, so each event costs a few O(1) increments of prometheus_client values (children
+of labelled metrics are cached by their label values). Everything that reads them all at once runs off the
+event loop: the HTTP server (`--metrics ADDR`) answers scrapes on its own threads, and the node_exporter
+textfile (`--metrics-textfile PATH`) is rendered and written on a worker thread once per tick, a temporary file
+renamed over the old one so that the collector never reads half a file. A write that fails is logged once per
+new error and retried at the next tick; nothing here can stop the daemon.
+
+Gauges that describe the daemon at a moment (running, queued, the store's health and backlog) are set from
+the executor and the store at each job event and each tick. Refused lines counted into a rate-limit summary
+and store errors are added at the tick. The names, types and labels are listed in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+# The CLI marks ssl absent to keep OpenSSL out of every daemon (hostpipe.cli.main); prometheus_client imports
+# it whatever it serves, so a daemon asked for metrics loads it (it serves plain HTTP all the same).
+if "ssl" in sys.modules and sys.modules["ssl"] is None:
+    del sys.modules["ssl"]
+
+import prometheus_client
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from hostpipe import __version__
+from hostpipe.core.job import JobState, Outcome
+from hostpipe.core.listen import ListenAddress
+from hostpipe.daemon.events import Listener
+
+if TYPE_CHECKING:
+    from hostpipe.daemon.executor import Job
+    from hostpipe.daemon.server import Server
+    from hostpipe.daemon.store import NewJob
+
+log = structlog.get_logger("hostpipe.metrics")
+
+NODE_LABELS = {"NODENAME": "node", "JIRIAF_SITE": "site", "JIRIAF_NODETYPE": "node_type"}
+"""Variables of the daemon's environment that become labels of every metric (when set and not empty)."""
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
+"""Seconds from a line's arrival to its job's process running: milliseconds when a slot is free, up to the
+wait in the queue (or a restart) when none is."""
+
+TEXTFILE_MODE = 0o644
+"""node_exporter usually runs as another user: the file is readable by all, whatever the daemon's umask."""
+
+
+class MetricsError(OSError):
+    """The metrics endpoint cannot be served (the address is in use or cannot be bound)."""
+
+
+def node_labels(environ: Mapping[str, str]) -> dict[str, str]:
+    """The constant labels that say which node (and JIRIAF site and node type) the daemon serves."""
+    return {label: environ[name] for name, label in NODE_LABELS.items() if environ.get(name)}
+
+
+def write_textfile(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole: a temporary file in the same folder, renamed over it."""
+    # A leading dot and no .prom ending: the textfile collector never reads the temporary file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, TEXTFILE_MODE)
+        try:
+            os.fchmod(fd, TEXTFILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.rename(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class Metrics(Listener):
+    """The daemon's metrics, kept up to date from its events and exposed as the configuration asks."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        config = server.config
+        # The daemon changes its working folder at startup: a relative path is taken from where it was started.
+        self.textfile = config.metrics_textfile.absolute() if config.metrics_textfile is not None else None
+        self.address: ListenAddress | None = None
+        # No *_created series: the start time is a gauge of its own.
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = registry = CollectorRegistry()
+        const = node_labels(server.environ)
+        self._const = tuple(const.values())
+        names = tuple(const)
+
+        def metric(kind: Any, name: str, doc: str, *labels: str, **options: Any) -> Any:
+            return kind(name, doc, (*names, *labels), registry=registry, **options)
+
+        self._lines = metric(Counter, "hostpipe_lines", "Lines read from the pipe, accepted or refused.")
+        self._refusals = metric(Counter, "hostpipe_refusals", "Lines refused, by the rule that refused them.", "rule")
+        self._accepted = metric(Counter, "hostpipe_jobs_accepted", "Lines accepted as jobs, by runtime.", "runtime")
+        self._finished = metric(
+            Counter,
+            "hostpipe_jobs_finished",
+            "Jobs that reached a final state, by state and runtime.",
+            "state",
+            "runtime",
+        )
+        self._running = self._bound(
+            metric(Gauge, "hostpipe_jobs_running", "Jobs holding a slot (starting or running).")
+        )
+        self._queued = self._bound(metric(Gauge, "hostpipe_jobs_queued", "Accepted jobs waiting for a free slot."))
+        self._latency = metric(
+            Histogram,
+            "hostpipe_line_to_start_seconds",
+            "Seconds from a line's arrival to its job's process running, by runtime.",
+            "runtime",
+            buckets=LATENCY_BUCKETS,
+        )
+        self._store_healthy = self._bound(
+            metric(Gauge, "hostpipe_store_healthy", "1 while the store takes writes, 0 while it is degraded.")
+        )
+        self._store_errors = metric(
+            Counter, "hostpipe_store_errors", "Failed store writes and writer ends, by kind of error.", "kind"
+        )
+        self._store_backlog = self._bound(
+            metric(Gauge, "hostpipe_store_backlog", "Batched changes handed to the store and not yet committed.")
+        )
+        self._info = self._bound(metric(Info, "hostpipe_daemon", "The daemon's version and the policy in force."))
+        self._bound(metric(Gauge, "hostpipe_daemon_start_time_seconds", "When the daemon started (Unix time).")).set(
+            server.started_at
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._policy: str | None = None
+        self._summarised: dict[str, int] = {}
+        self._store_errors_seen: dict[str, int] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writing = False
+        self._write_error: str | None = None
+        if config.metrics_address is not None:
+            self._serve(config.metrics_address)
+
+    # -- events (on the event loop) ---------------------------------------------------------------------------
+
+    def line_recorded(self, job_id: int, record: NewJob, job: Job | None) -> None:
+        self._child(self._lines).inc()
+        if record.state is JobState.REFUSED:
+            self._child(self._refusals, record.rule or "").inc()
+        elif job is not None:
+            self._child(self._accepted, job.allowed.runtime).inc()
+
+    def job_started(self, job: Job) -> None:
+        self._child(self._latency, job.allowed.runtime).observe(max(0.0, time.time() - job.submitted_at))
+        self._jobs()
+
+    def job_finished(self, job: Job, outcome: Outcome) -> None:
+        self._child(self._finished, str(outcome.state), job.allowed.runtime).inc()
+        self._jobs()
+
+    def tick(self, now: float) -> None:
+        server = self._server
+        self._jobs()
+        store = server.store
+        self._store_healthy.set(0 if store.degraded else 1)
+        self._store_backlog.set(store.backlog)
+        self._add_new(self._store_errors, store.errors, self._store_errors_seen)
+        summarised = server.refusals.summarised
+        before = sum(self._summarised.values())
+        self._add_new(self._refusals, summarised, self._summarised)
+        if (more := sum(self._summarised.values()) - before) > 0:
+            self._child(self._lines).inc(more)
+        if server.loaded.source != self._policy:
+            self._policy = server.loaded.source
+            self._info.info({"version": __version__, "policy": self._policy})
+        if self.textfile is not None and not self._writing:
+            self._write(self.textfile)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _bound(self, metric: Any) -> Any:
+        return metric.labels(*self._const) if self._const else metric
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """The metric's child for these label values (after the node's), made once and kept."""
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            labels = (*self._const, *values)
+            child = self._children[key] = metric.labels(*labels) if labels else metric
+        return child
+
+    def _add_new(self, counter: Any, totals: Mapping[str, int], seen: dict[str, int]) -> None:
+        """Add to `counter` what each label's running total grew by since the last tick."""
+        for label, total in totals.items():
+            grown = total - seen.get(label, 0)
+            if grown > 0:
+                self._child(counter, label).inc(grown)
+                seen[label] = total
+
+    def _jobs(self) -> None:
+        executor = self._server.executor
+        self._running.set(executor.running_count)
+        self._queued.set(executor.queued_count)
+
+    # -- exposing -------------------------------------------------------------------------------------------
+
+    def _serve(self, address: ListenAddress) -> None:
+        try:
+            httpd, _ = prometheus_client.start_http_server(address.port, addr=address.host, registry=self.registry)
+        except OSError as error:
+            raise MetricsError(
+                f"cannot serve metrics on {address}: {error.strerror or error}; choose another address with --metrics"
+            ) from error
+        self.address = ListenAddress(address.host, httpd.server_address[1])
+        log.info("metrics_serving", address=str(self.address), url=f"http://{self.address}/metrics")
+
+    def _write(self, path: Path) -> None:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hostpipe-metrics")
+        self._writing = True
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._render_and_write, path)
+        future.add_done_callback(self._written)
+
+    def _render_and_write(self, path: Path) -> None:
+        write_textfile(path, generate_latest(self.registry))
+
+    def _written(self, future: asyncio.Future[None]) -> None:
+        self._writing = False
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            if self._write_error is not None:
+                log.info("metrics_textfile_written", path=str(self.textfile), after=self._write_error)
+                self._write_error = None
+            return
+        text = f"{error.strerror or error}" if isinstance(error, OSError) else repr(error)
+        if text != self._write_error:
+            log.error(
+                "metrics_textfile_failed",
+                path=str(self.textfile),
+                error=text,
+                note="the daemon serves on; the file is written again at every tick",
+            )
+        self._write_error = text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -31,7 +32,8 @@ if "ssl" in sys.modules and sys.modules["ssl"] is None:
 
 import prometheus_client
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from hostpipe import __version__
 from hostpipe.core.job import JobState, Outcome
@@ -85,6 +87,81 @@ def write_textfile(path: Path, data: bytes) -> None:
         raise
 
 
+class Counts:
+    """The counts and gauges the daemon's events keep, as plain numbers; a collector that exposes them.
+
+    An event adds one to an int or to a dict entry, on the event loop, which is much cheaper than a
+    prometheus_client counter (a lock and several calls each). `collect` runs on a scrape's or the textfile's
+    thread; it copies each dict (one C-level copy under the GIL) before it reads it.
+    """
+
+    def __init__(self, const: Mapping[str, str]) -> None:
+        self._names = list(const)
+        self._values = list(const.values())
+        self.lines = 0
+        """Lines recorded one by one; `summarised` holds the ones counted into rate-limit summaries."""
+        self.refused: dict[str, int] = {}
+        self.summarised: dict[str, int] = {}
+        self.accepted: dict[str, int] = {}
+        self.finished: dict[tuple[str, str], int] = {}
+        self.running = 0
+        self.queued = 0
+        self.store_healthy = 1
+        self.store_backlog = 0
+        self.store_errors: dict[str, int] = {}
+
+    def describe(self) -> list[Any]:
+        return []  # nothing to check at registration: the names are fixed here
+
+    def collect(self) -> list[Any]:
+        names, values = self._names, self._values
+        summarised = dict(self.summarised)
+
+        def family(kind: Any, name: str, doc: str, *labels: str) -> Any:
+            return kind(name, doc, labels=[*names, *labels])
+
+        lines = family(CounterMetricFamily, "hostpipe_lines", "Lines read from the pipe, accepted or refused.")
+        lines.add_metric(values, self.lines + sum(summarised.values()))
+        refusals = family(
+            CounterMetricFamily, "hostpipe_refusals", "Lines refused, by the rule that refused them.", "rule"
+        )
+        refused = dict(self.refused)
+        for rule in sorted(refused.keys() | summarised.keys()):
+            refusals.add_metric([*values, rule], refused.get(rule, 0) + summarised.get(rule, 0))
+        accepted = family(
+            CounterMetricFamily, "hostpipe_jobs_accepted", "Lines accepted as jobs, by runtime.", "runtime"
+        )
+        for runtime, count in sorted(dict(self.accepted).items()):
+            accepted.add_metric([*values, runtime], count)
+        finished = family(
+            CounterMetricFamily,
+            "hostpipe_jobs_finished",
+            "Jobs that reached a final state, by state and runtime.",
+            "state",
+            "runtime",
+        )
+        for (state, runtime), count in sorted(dict(self.finished).items()):
+            finished.add_metric([*values, state, runtime], count)
+        running = family(GaugeMetricFamily, "hostpipe_jobs_running", "Jobs holding a slot (starting or running).")
+        running.add_metric(values, self.running)
+        queued = family(GaugeMetricFamily, "hostpipe_jobs_queued", "Accepted jobs waiting for a free slot.")
+        queued.add_metric(values, self.queued)
+        healthy = family(
+            GaugeMetricFamily, "hostpipe_store_healthy", "1 while the store takes writes, 0 while it is degraded."
+        )
+        healthy.add_metric(values, self.store_healthy)
+        backlog = family(
+            GaugeMetricFamily, "hostpipe_store_backlog", "Batched changes handed to the store and not yet committed."
+        )
+        backlog.add_metric(values, self.store_backlog)
+        errors = family(
+            CounterMetricFamily, "hostpipe_store_errors", "Failed store writes and writer ends, by kind.", "kind"
+        )
+        for kind, count in sorted(dict(self.store_errors).items()):
+            errors.add_metric([*values, kind], count)
+        return [lines, refusals, accepted, finished, running, queued, healthy, backlog, errors]
+
+
 class Metrics(Listener):
     """The daemon's metrics, kept up to date from its events and exposed as the configuration asks."""
 
@@ -98,50 +175,24 @@ class Metrics(Listener):
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry = CollectorRegistry()
         const = node_labels(server.environ)
-        self._const = tuple(const.values())
-        names = tuple(const)
-
-        def metric(kind: Any, name: str, doc: str, *labels: str, **options: Any) -> Any:
-            return kind(name, doc, (*names, *labels), registry=registry, **options)
-
-        self._lines = metric(Counter, "hostpipe_lines", "Lines read from the pipe, accepted or refused.")
-        self._refusals = metric(Counter, "hostpipe_refusals", "Lines refused, by the rule that refused them.", "rule")
-        self._accepted = metric(Counter, "hostpipe_jobs_accepted", "Lines accepted as jobs, by runtime.", "runtime")
-        self._finished = metric(
-            Counter,
-            "hostpipe_jobs_finished",
-            "Jobs that reached a final state, by state and runtime.",
-            "state",
-            "runtime",
-        )
-        self._running = self._bound(
-            metric(Gauge, "hostpipe_jobs_running", "Jobs holding a slot (starting or running).")
-        )
-        self._queued = self._bound(metric(Gauge, "hostpipe_jobs_queued", "Accepted jobs waiting for a free slot."))
-        self._latency = metric(
-            Histogram,
+        self.counts = Counts(const)
+        registry.register(self.counts)
+        names, values = tuple(const), tuple(const.values())
+        # Seldom-changed values and the histogram (one observation per job start) are prometheus_client's own.
+        latency = Histogram(
             "hostpipe_line_to_start_seconds",
             "Seconds from a line's arrival to its job's process running, by runtime.",
-            "runtime",
+            (*names, "runtime"),
             buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
-        self._store_healthy = self._bound(
-            metric(Gauge, "hostpipe_store_healthy", "1 while the store takes writes, 0 while it is degraded.")
-        )
-        self._store_errors = metric(
-            Counter, "hostpipe_store_errors", "Failed store writes and writer ends, by kind of error.", "kind"
-        )
-        self._store_backlog = self._bound(
-            metric(Gauge, "hostpipe_store_backlog", "Batched changes handed to the store and not yet committed.")
-        )
-        self._info = self._bound(metric(Info, "hostpipe_daemon", "The daemon's version and the policy in force."))
-        self._bound(metric(Gauge, "hostpipe_daemon_start_time_seconds", "When the daemon started (Unix time).")).set(
-            server.started_at
-        )
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._latency_of = functools.partial(latency.labels, *values)
+        info = Info("hostpipe_daemon", "The daemon's version and the policy in force.", names, registry=registry)
+        self._info = info.labels(*values) if values else info
+        start = Gauge("hostpipe_daemon_start_time_seconds", "When the daemon started.", names, registry=registry)
+        (start.labels(*values) if values else start).set(server.started_at)
         self._policy: str | None = None
-        self._summarised: dict[str, int] = {}
-        self._store_errors_seen: dict[str, int] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._writing = False
         self._write_error: str | None = None
@@ -151,64 +202,46 @@ class Metrics(Listener):
     # -- events (on the event loop) ---------------------------------------------------------------------------
 
     def line_recorded(self, job_id: int, record: NewJob, job: Job | None) -> None:
-        self._child(self._lines).inc()
+        counts = self.counts
+        counts.lines += 1
         if record.state is JobState.REFUSED:
-            self._child(self._refusals, record.rule or "").inc()
+            rule = record.rule or ""
+            counts.refused[rule] = counts.refused.get(rule, 0) + 1
         elif job is not None:
-            self._child(self._accepted, job.allowed.runtime).inc()
+            runtime = job.allowed.runtime
+            counts.accepted[runtime] = counts.accepted.get(runtime, 0) + 1
 
     def job_started(self, job: Job) -> None:
-        self._child(self._latency, job.allowed.runtime).observe(max(0.0, time.time() - job.submitted_at))
+        runtime = job.allowed.runtime
+        histogram = self._latency.get(runtime)
+        if histogram is None:
+            histogram = self._latency[runtime] = self._latency_of(runtime)
+        histogram.observe(max(0.0, time.time() - job.submitted_at))
         self._jobs()
 
     def job_finished(self, job: Job, outcome: Outcome) -> None:
-        self._child(self._finished, str(outcome.state), job.allowed.runtime).inc()
+        key = (str(outcome.state), job.allowed.runtime)
+        self.counts.finished[key] = self.counts.finished.get(key, 0) + 1
         self._jobs()
 
     def tick(self, now: float) -> None:
-        server = self._server
+        server, counts = self._server, self.counts
         self._jobs()
         store = server.store
-        self._store_healthy.set(0 if store.degraded else 1)
-        self._store_backlog.set(store.backlog)
-        self._add_new(self._store_errors, store.errors, self._store_errors_seen)
-        summarised = server.refusals.summarised
-        before = sum(self._summarised.values())
-        self._add_new(self._refusals, summarised, self._summarised)
-        if (more := sum(self._summarised.values()) - before) > 0:
-            self._child(self._lines).inc(more)
+        counts.store_healthy = 0 if store.degraded else 1
+        counts.store_backlog = store.backlog
+        counts.store_errors = dict(store.errors)
+        counts.summarised = dict(server.refusals.summarised)
         if server.loaded.source != self._policy:
             self._policy = server.loaded.source
             self._info.info({"version": __version__, "policy": self._policy})
         if self.textfile is not None and not self._writing:
             self._write(self.textfile)
 
-    # -- helpers ------------------------------------------------------------------------------------------------
-
-    def _bound(self, metric: Any) -> Any:
-        return metric.labels(*self._const) if self._const else metric
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        """The metric's child for these label values (after the node's), made once and kept."""
-        key = (metric, *values)
-        child = self._children.get(key)
-        if child is None:
-            labels = (*self._const, *values)
-            child = self._children[key] = metric.labels(*labels) if labels else metric
-        return child
-
-    def _add_new(self, counter: Any, totals: Mapping[str, int], seen: dict[str, int]) -> None:
-        """Add to `counter` what each label's running total grew by since the last tick."""
-        for label, total in totals.items():
-            grown = total - seen.get(label, 0)
-            if grown > 0:
-                self._child(counter, label).inc(grown)
-                seen[label] = total
-
     def _jobs(self) -> None:
         executor = self._server.executor
-        self._running.set(executor.running_count)
-        self._queued.set(executor.queued_count)
+        self.counts.running = executor.running_count
+        self.counts.queued = executor.queued_count
 
     # -- exposing -------------------------------------------------------------------------------------------
 

@@ -1,15 +1,16 @@
 """Prometheus metrics of the daemon: an events listener that counts, a textfile written each tick, an HTTP port.
 
-Counting is on the hot path, so each event costs a few O(1) increments of prometheus_client values (children
-of labelled metrics are cached by their label values). Everything that reads them all at once runs off the
-event loop: the HTTP server (`--metrics ADDR`) answers scrapes on its own threads, and the node_exporter
-textfile (`--metrics-textfile PATH`) is rendered and written on a worker thread once per tick, a temporary file
-renamed over the old one so that the collector never reads half a file. A write that fails is logged once per
-new error and retried at the next tick; nothing here can stop the daemon.
+Counting is on the hot path (an event for every line read), so an event adds one to a plain int or dict
+entry (`Counts`), with no lock and no call into prometheus_client; the one histogram is observed once per job
+start. Everything that reads the counts all at once runs off the event loop: the HTTP server (`--metrics
+ADDR`) answers scrapes on its own threads, and the node_exporter textfile (`--metrics-textfile PATH`) is
+rendered and written on a worker thread once per tick, a temporary file renamed over the old one so that the
+collector never reads half a file. A write that fails is logged once per new error and retried at the next
+tick; nothing here can stop the daemon.
 
 Gauges that describe the daemon at a moment (running, queued, the store's health and backlog) are set from
 the executor and the store at each job event and each tick. Refused lines counted into a rate-limit summary
-and store errors are added at the tick. The names, types and labels are listed in docs/metrics.md.
+and store errors are copied from their owners at the tick. docs/metrics.md lists the names, types and labels.
 """
 
 from __future__ import annotations

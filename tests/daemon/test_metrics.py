@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -277,3 +278,18 @@ def test_metrics_cost_no_import_when_not_asked_for(tmp_path):
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     assert result.stdout.split() == ["False", "None"]
+
+
+def test_a_metrics_port_in_use_stops_the_start_with_one_line(make_daemon):
+    """Another program listening on the port: `serve` says so in one line and exits 4 without serving the pipe."""
+    daemon: Daemon = make_daemon(start=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = hostpipe("serve", *daemon.args(), "--metrics", f"127.0.0.1:{port}", env=daemon.env, check=False)
+    assert result.returncode == 4
+    assert result.stderr == (
+        f"hostpipe: cannot serve metrics on 127.0.0.1:{port}: Address already in use; "
+        "choose another address with --metrics\n"
+    )

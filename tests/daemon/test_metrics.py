@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hostpipe import __version__ as hostpipe_version
 from tests.conftest import DEFAULT_POLICY, Daemon, hostpipe, wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -117,7 +118,7 @@ def test_both_expositions_count_lines_jobs_refusals_and_latency_exactly(make_dae
         assert samples[("hostpipe_jobs_queued", ())] == 0
         assert samples[("hostpipe_store_healthy", ())] == 1
         (info,) = [labels for (name, labels) in samples if name == "hostpipe_daemon_info"]
-        assert dict(info) == {"policy": str(daemon.policy), "version": "0.1.0"}
+        assert dict(info) == {"policy": str(daemon.policy), "version": hostpipe_version}
     text = prom.read_text()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

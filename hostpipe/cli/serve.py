@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
-from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
-from hostpipe.core.listen import AddressError, ListenAddress, parse_listen_address
+from hostpipe.cli.common import Locations, errors_as_lines, locations
+from hostpipe.cli.metrics_options import MetricsOptions, metrics_options
 from hostpipe.daemon.logs import configure
 
 
@@ -26,15 +25,6 @@ def _octal(value: str) -> int:
     if not 0 <= mode <= 0o777:
         raise click.BadParameter(f"{value!r} is not a permission mode")
     return mode
-
-
-def _metrics_address(text: str | None, *, allow_remote: bool) -> ListenAddress | None:
-    if text is None:
-        return None
-    try:
-        return parse_listen_address(text, allow_remote=allow_remote)
-    except AddressError as error:
-        fail(f"--metrics: {error}", Exit.USAGE)
 
 
 def _socket_activated() -> bool:
@@ -53,13 +43,7 @@ def _socket_activated() -> bool:
 )
 @click.option("--pipe-mode", default="600", show_default=True, help="Permissions of the FIFO (octal).")
 @click.option("--folder-mode", default="700", show_default=True, help="Permissions of a folder it creates (octal).")
-@click.option(
-    "--metrics-textfile",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write Prometheus metrics to this node_exporter textfile-collector file (*.prom) every second.",
-)
-@click.option("--metrics", "metrics_address", metavar="ADDR", help="Serve Prometheus metrics on ADDR (127.0.0.1:9464).")
-@click.option("--metrics-allow-remote", is_flag=True, help="Let --metrics listen on an address other than loopback.")
+@metrics_options
 @errors_as_lines
 def serve(
     where: Locations,
@@ -67,16 +51,11 @@ def serve(
     log_format: str,
     pipe_mode: str,
     folder_mode: str,
-    metrics_textfile: Path | None,
-    metrics_address: str | None,
-    metrics_allow_remote: bool,
+    metrics: MetricsOptions,
 ) -> None:
     """Create the pipe and serve it until SIGTERM or SIGINT."""
     configure(log_format)  # type: ignore[arg-type]
     pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
-    metrics = _metrics_address(metrics_address, allow_remote=metrics_allow_remote)
-    if metrics_textfile is not None and metrics_textfile.suffix != ".prom":
-        fail(f"{metrics_textfile}: the textfile collector reads only files named *.prom", Exit.USAGE)
     from hostpipe.daemon.holder import HOLDER_SOCKET, Holder  # noqa: PLC0415 - light: no event loop, no models
 
     if HOLDER_SOCKET not in os.environ and not _socket_activated():
@@ -100,7 +79,7 @@ def serve(
         max_concurrent=max_concurrent,
         pipe_mode=pipe_bits,
         folder_mode=folder_bits,
-        metrics_textfile=metrics_textfile,
-        metrics_address=metrics,
+        metrics_textfile=metrics.textfile,
+        metrics_address=metrics.address,
     )
     asyncio.run(Server(config).run())

@@ -16,11 +16,12 @@ and store errors are copied from their owners at the tick. docs/metrics.md lists
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -194,7 +195,8 @@ class Metrics(Listener):
         start = Gauge("hostpipe_daemon_start_time_seconds", "When the daemon started.", names, registry=registry)
         (start.labels(*values) if values else start).set(server.started_at)
         self._policy: str | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writer: threading.Thread | None = None
+        self._to_write: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._writing = False
         self._write_error: str | None = None
         if config.metrics_address is not None:
@@ -257,20 +259,30 @@ class Metrics(Listener):
         log.info("metrics_serving", address=str(self.address), url=f"http://{self.address}/metrics")
 
     def _write(self, path: Path) -> None:
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hostpipe-metrics")
+        if self._writer is None:
+            # A daemon thread: a write stuck on a hung file system must not keep the daemon from exiting.
+            loop = asyncio.get_running_loop()
+            self._writer = threading.Thread(target=self._writes, args=(loop,), name="hostpipe-metrics", daemon=True)
+            self._writer.start()
         self._writing = True
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._render_and_write, path)
-        future.add_done_callback(self._written)
+        self._to_write.put(path)
 
-    def _render_and_write(self, path: Path) -> None:
-        write_textfile(path, generate_latest(self.registry))
+    def _writes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the writer thread: render and write each file asked for, and tell the loop how it went."""
+        while True:
+            path = self._to_write.get()
+            error: BaseException | None = None
+            try:
+                write_textfile(path, generate_latest(self.registry))
+            except Exception as failed:  # reported on the loop; the thread goes on
+                error = failed
+            try:
+                loop.call_soon_threadsafe(self._written, error)
+            except RuntimeError:
+                return  # the loop is closed: the daemon is stopping
 
-    def _written(self, future: asyncio.Future[None]) -> None:
+    def _written(self, error: BaseException | None) -> None:
         self._writing = False
-        if future.cancelled():
-            return
-        error = future.exception()
         if error is None:
             if self._write_error is not None:
                 log.info("metrics_textfile_written", path=str(self.textfile), after=self._write_error)

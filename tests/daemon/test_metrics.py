@@ -185,11 +185,15 @@ def test_a_textfile_without_the_prom_ending_is_refused(make_daemon, tmp_path):
 
 
 def test_the_textfile_is_only_ever_seen_whole(make_daemon, tmp_path):
-    """Read as fast as possible while lines stream in, the file is always complete and is replaced by rename."""
+    """Read as fast as possible while lines stream in, the file is always whole, replaced by rename, mode 0644."""
     folder = tmp_path / "collector"
     folder.mkdir()
     prom = folder / "hostpipe.prom"
-    daemon: Daemon = make_daemon(DEFAULT_POLICY, "--metrics-textfile", str(prom))
+    umask = os.umask(0o077)  # as under a unit with UMask=0077: the file is still readable by node_exporter
+    try:
+        daemon: Daemon = make_daemon(DEFAULT_POLICY, "--metrics-textfile", str(prom))
+    finally:
+        os.umask(umask)
     wait_for(prom.exists)
     stop = threading.Event()
 

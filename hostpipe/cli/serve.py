@@ -13,6 +13,7 @@ import sys
 import click
 
 from hostpipe.cli.common import Locations, errors_as_lines, locations
+from hostpipe.cli.metrics_options import MetricsOptions, metrics_options
 from hostpipe.daemon.logs import configure
 
 
@@ -42,6 +43,7 @@ def _socket_activated() -> bool:
 )
 @click.option("--pipe-mode", default="600", show_default=True, help="Permissions of the FIFO (octal).")
 @click.option("--folder-mode", default="700", show_default=True, help="Permissions of a folder it creates (octal).")
+@metrics_options
 @errors_as_lines
 def serve(
     where: Locations,
@@ -49,6 +51,7 @@ def serve(
     log_format: str,
     pipe_mode: str,
     folder_mode: str,
+    metrics: MetricsOptions,
 ) -> None:
     """Create the pipe and serve it until SIGTERM or SIGINT."""
     configure(log_format)  # type: ignore[arg-type]
@@ -76,5 +79,7 @@ def serve(
         max_concurrent=max_concurrent,
         pipe_mode=pipe_bits,
         folder_mode=folder_bits,
+        metrics_textfile=metrics.textfile,
+        metrics_address=metrics.address,
     )
     asyncio.run(Server(config).run())

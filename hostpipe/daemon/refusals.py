@@ -13,6 +13,7 @@ or lost; a pod may then have two summaries for one interval.
 
 from __future__ import annotations
 
+import collections
 import secrets
 from collections.abc import Callable
 
@@ -37,10 +38,16 @@ class RefusalLimit(Listener):
     def __init__(self, policy: Callable[[], Policy]) -> None:
         self._policy = policy
         self._lines = RefusedLines(limits_of(policy()), new_key=lambda: secrets.token_hex(12))
+        self.summarised: collections.Counter[str] = collections.Counter()
+        """Refused lines counted into summaries so far, by the rule that refused them, for the metrics."""
 
     def admit(self, record: NewJob, now: float) -> bool:
         """True: the refused line gets its record. False: it is counted into its pod's summary instead."""
-        return self._lines.admit(record.pod, record.rule or "", record.line, now)
+        rule = record.rule or ""
+        if self._lines.admit(record.pod, rule, record.line, now):
+            return True
+        self.summarised[rule] += 1
+        return False
 
     def opened(self) -> list[NewJob]:
         """Records of the summaries opened since the last call, to insert with the batch."""

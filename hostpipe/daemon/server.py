@@ -35,6 +35,7 @@ from hostpipe.core.evaluate import claimed_names, evaluate, line_text
 from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, Outcome, StopCause
+from hostpipe.core.listen import ListenAddress
 from hostpipe.core.policy import Allowed, LoadedPolicy, Refused
 from hostpipe.core.request import Cancel, PipeControl
 from hostpipe.daemon import cidfiles, systemd
@@ -91,6 +92,8 @@ class ServeConfig:
     max_concurrent: int | None = None
     pipe_mode: int = 0o600
     folder_mode: int = 0o700
+    metrics_textfile: Path | None = None
+    metrics_address: ListenAddress | None = None
 
 
 def _identity() -> tuple[str, str]:
@@ -174,6 +177,10 @@ class Server:
         # -- replies to pods (hostpipe.daemon.replies): admits reply keys, acts on control lines, writes replies
         self.replies = Replies(retention=lambda: self.loaded.policy.retention)
         self.events.add(self.replies)
+        if config.metrics_textfile is not None or config.metrics_address is not None:
+            from hostpipe.daemon.metrics import Metrics  # noqa: PLC0415 - prometheus_client only when asked for
+
+            self.events.add(Metrics(self))
 
     # -- table of contents ----------------------------------------------------------------------------------
 

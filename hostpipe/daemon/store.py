@@ -15,6 +15,7 @@ once per line.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import signal
@@ -148,6 +149,8 @@ class Store:
         self._idle.set()
         self.degraded: str | None = None
         """Why the store cannot write right now, or None when it is healthy."""
+        self.errors: collections.Counter[str] = collections.Counter()
+        """Failed writes and writer ends so far, by kind (every one, reported or not), for the metrics."""
         self._degraded_since = 0.0
         self._closing = False
         self._started_once = False
@@ -381,6 +384,7 @@ class Store:
         return delay
 
     def _degrade(self, kind: str, text: str) -> None:
+        self.errors[kind] += 1
         reason = f"{kind}: {text}"
         if self.degraded == reason:
             return

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,25 @@ import pytest
 from tests.conftest import Daemon, wait_for, write_line
 
 UNIT = Path(__file__).parents[2] / "systemd" / "hostpipe.service"
+
+
+def messages_until(sock: socket.socket, done, timeout: float = 15.0) -> list[str]:
+    """Every notify message received until `done(messages)` holds; fails after `timeout` seconds."""
+    messages: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not done(messages):
+        left = deadline - time.monotonic()
+        assert left > 0, f"gave up waiting; received {messages}"
+        sock.settimeout(left)
+        messages.append(sock.recv(4096).decode())
+    return messages
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify.sock"))
+        yield sock
 
 
 def test_sends_ready_to_notify_socket(make_daemon, tmp_path):
@@ -77,3 +98,34 @@ def test_user_unit_passes_systemd_analyze_verify(tmp_path):
     )
     problems = [line for line in result.stderr.splitlines() if "hostpipe.service" in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_status_line_counts_jobs_and_lines(make_daemon, notify_socket):
+    """STATUS= says how many jobs run and wait and how many lines were recorded and refused."""
+    daemon: Daemon = make_daemon(start=False)
+    daemon.env["NOTIFY_SOCKET"] = notify_socket.getsockname()
+    daemon.start()
+    daemon.write("docker run test/x sleep 30\n")
+    daemon.write("rm -rf /\n")
+    wanted = "STATUS=1 running, 0 queued, 2 lines (1 refused)"
+    messages_until(notify_socket, lambda got: wanted in "\n".join(got).splitlines())
+    daemon.stop()
+
+
+def test_reload_is_bracketed_by_reloading_and_ready(make_daemon, notify_socket):
+    """A policy reload (SIGHUP) sends RELOADING=1 with MONOTONIC_USEC, then READY=1 once the policy is in force."""
+    daemon: Daemon = make_daemon(start=False)
+    daemon.env["NOTIFY_SOCKET"] = notify_socket.getsockname()
+    daemon.start()
+    messages_until(notify_socket, lambda got: any("READY=1" in m.splitlines() for m in got))
+    os.kill(daemon.daemon_pid(), signal.SIGHUP)
+
+    def reloaded(got: list[str]) -> bool:
+        starts = [i for i, m in enumerate(got) if "RELOADING=1" in m.splitlines()]
+        return bool(starts) and any("READY=1" in m.splitlines() for m in got[starts[0] + 1 :])
+
+    messages = messages_until(notify_socket, reloaded)
+    start = next(m for m in messages if "RELOADING=1" in m.splitlines())
+    assert any(field.startswith("MONOTONIC_USEC=") and field[15:].isdigit() for field in start.splitlines())
+    assert any(e["event"] == "policy_reloaded" for e in daemon.events())
+    daemon.stop()

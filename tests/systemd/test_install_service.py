@@ -60,7 +60,7 @@ def test_exec_start_is_the_hostpipe_that_ran_install_service(tmp_path):
     assert install(home, path="/usr/bin:/bin").returncode == 0
     service = (home / ".config" / "systemd" / "user" / "hostpipe.service").read_text()
     starts = [line for line in service.splitlines() if line.startswith("ExecStart=")]
-    assert starts == [f"ExecStart={Path(sys.executable).parent / 'hostpipe'} serve --log-format json"]
+    assert starts == [f"ExecStart={Path(sys.executable).parent / 'hostpipe'} serve"]
 
 
 @needs_console_script

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from hostpipe.daemon.status import ServiceStatus
 from tests.conftest import Daemon, wait_for, write_line
 
 
@@ -158,3 +159,23 @@ def test_activated_daemon_leaves_unread_lines_in_the_pipe_for_the_next_start(mak
                 process.kill()
                 process.wait(10)
         os.close(held)
+
+
+def test_status_is_sent_only_when_the_summary_changes():
+    """The tick sends STATUS= once per change (a flood costs one datagram a second), with the store's trouble."""
+    sent: list[str] = []
+    running, problem = [0], [None]
+    status = ServiceStatus(
+        running=lambda: running[0], queued=lambda: 1, store_problem=lambda: problem[0], notify=sent.append
+    )
+    status.tick(0.0)
+    status.tick(1.0)
+    running[0] = 2
+    status.tick(2.0)
+    problem[0] = "disk full"
+    status.tick(3.0)
+    assert sent == [
+        "STATUS=0 running, 1 queued, 0 lines (0 refused)",
+        "STATUS=2 running, 1 queued, 0 lines (0 refused)",
+        "STATUS=2 running, 1 queued, 0 lines (0 refused); store degraded: disk full",
+    ]

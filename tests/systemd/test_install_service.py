@@ -121,3 +121,25 @@ def test_repository_units_are_the_shipped_ones():
         ("hostpipe.service.d/strict.conf", "strict.conf"),
     ]:
         assert (REPO / "systemd" / link).resolve() == (shipped / name).resolve()
+
+
+@needs_console_script
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl is not installed")
+def test_without_a_user_manager_says_so_in_one_line_and_exits_4(tmp_path):
+    """Where no user manager answers, the files are written and the error is one line with exit code 4."""
+    home, runtime_dir = tmp_path / "home", tmp_path / "run"
+    runtime_dir.mkdir(mode=0o700)
+    # An empty XDG_RUNTIME_DIR: no manager's socket there, whatever runs on this machine.
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "USER": "root", "XDG_RUNTIME_DIR": str(runtime_dir)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hostpipe"), "install-service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 4
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("hostpipe: `systemctl --user daemon-reload`")
+    assert "the unit files are written" in result.stderr
+    assert (home / ".config" / "systemd" / "user" / "hostpipe.service").exists()

@@ -12,7 +12,11 @@ user=$1 uid=$2 gid=$3 home=$4 runtime=$5 journal=$6 path=$7
 mount -t tmpfs -o mode=755 tmpfs /run/systemd || exit 90
 mkdir -p /run/systemd/system /run/systemd/journal
 touch /run/systemd/journal/flushed
-[ -d /var/log/journal ] || { echo "no /var/log/journal to bind the test journal onto" >&2; exit 91; }
+if [ ! -d /var/log/journal ]; then
+    # No persistent journal folder on this host: make one, in this namespace only.
+    mount -t tmpfs -o mode=755 tmpfs /var/log || exit 91
+    mkdir /var/log/journal
+fi
 mount --bind "$journal" /var/log/journal || exit 91
 /lib/systemd/systemd-journald &
 journald=$!

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e) need to run real containers: podman, runc and a static busybox
-# to build a local image from (no registry is reachable from CI). Safe to run again: it installs only what is
-# missing. It never fails the caller: where apt cannot help, it says why and the e2e tests skip with a reason.
+# to build a local image from (no registry is reachable from CI); and what the real-manager tests
+# (tests/systemd) need: systemd (the user manager, journald, systemd-analyze) and python3-systemd (the journal
+# library for the system python3 the manager's test user runs hostpipe with). Safe to run again: it installs
+# only what is missing. It never fails the caller: where apt cannot help, it says why and the tests skip with a
+# reason.
 #
 # Usage: scripts/e2e-setup.sh        (as root on Debian; does nothing harmful elsewhere)
 # Exit status: always 0. The last line is "e2e-setup: ready" or "e2e-setup: unavailable: REASON".
 
 set -u
 
-PACKAGES=(podman runc busybox-static)
+PACKAGES=(podman runc busybox-static systemd python3-systemd)
 # How long to wait for another apt/dpkg run (an unattended upgrade, a provisioning step) to finish.
 LOCK_WAIT_SECONDS=${E2E_SETUP_LOCK_WAIT:-900}
 
@@ -80,6 +83,7 @@ fi
 
 ready_check || unavailable "podman, runc or /bin/busybox still missing after install"
 say "$(podman --version 2>&1), $(runc --version 2>&1 | head -n 1)"
+say "$(systemctl --version 2>&1 | head -n 1)"
 if command -v docker >/dev/null 2>&1; then
     say "docker CLI: $(docker --version 2>&1)"
 else

@@ -24,6 +24,7 @@ COMMANDS = {
     "check": "hostpipe.cli.check:check",
     "clean": "hostpipe.cli.clean:clean",
     "submit": "hostpipe.cli.submit:submit_command",
+    "install-service": "hostpipe.cli.install:install_service",
 }
 
 

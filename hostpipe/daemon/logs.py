@@ -1,4 +1,4 @@
-"""structlog set-up: JSON lines for the service manager, readable lines on a terminal.
+"""structlog set-up: JSON lines for the service manager, readable lines on a terminal, the journal natively.
 
 Log lines are written in batches: every line logged while the event loop runs one round of callbacks goes
 out in one write at the end of that round. A flood of refused lines, each of which is logged, then costs one
@@ -18,6 +18,8 @@ from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
+
+from hostpipe.daemon import journal
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -100,18 +102,31 @@ class UtcTimestamp:
 
 
 def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
+    """Log to stderr as `fmt` says; when stderr is the journal, with priorities (see hostpipe.daemon.journal)."""
+    journald = journal.stderr_is_journal()
+    library = journal.native() if journald and fmt == "auto" else None
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(serializer=_encode) if json_lines else structlog.dev.ConsoleRenderer()
-    )
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        UtcTimestamp(),
+    ]
+    factory: Any
+    if library is not None:
+        processors.append(journal.JournalRenderer())
+        factory = journal.JournalLoggerFactory(library)
+    else:
+        processors.append(
+            structlog.processors.JSONRenderer(serializer=_encode)
+            if json_lines
+            else structlog.dev.ConsoleRenderer(colors=not journald)
+        )
+        if journald:
+            processors.append(journal.level_prefix)
+        factory = BatchedLoggerFactory(sys.stderr)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            UtcTimestamp(),
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=BatchedLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )

@@ -67,6 +67,7 @@ from hostpipe.daemon.records import JobRecord, Reader
 from hostpipe.daemon.refusals import RefusalLimit
 from hostpipe.daemon.replies import Replies
 from hostpipe.daemon.retention import Retention
+from hostpipe.daemon.status import ServiceStatus
 from hostpipe.daemon.store import NewJob, Store
 from hostpipe.daemon.writer import JOB_COLUMNS
 
@@ -261,6 +262,14 @@ class Server:
             reaper=Reaper(store_id) if subreaper else None,
         )
         self._growth()
+        # systemd's STATUS= line (`systemctl --user status hostpipe`), kept current from the tick.
+        self.events.add(
+            ServiceStatus(
+                running=lambda: self.executor.running_count,
+                queued=lambda: self.executor.queued_count,
+                store_problem=lambda: self.store.degraded,
+            )
+        )
         self._control = await serve_control(control_socket(state_dir), self._on_control)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
@@ -652,6 +661,14 @@ class Server:
         return {"ok": True, "cancelled": [job.id for job in jobs]}
 
     def reload_policy(self, trigger: str) -> None:
+        # A service manager shows the unit `reloading` until READY=1 says the daemon serves again.
+        systemd.notify(systemd.reloading())
+        try:
+            self._reload_policy(trigger)
+        finally:
+            systemd.notify("READY=1")
+
+    def _reload_policy(self, trigger: str) -> None:
         try:
             # Once a file is in force, its disappearance is an error, not a silent return to the built-in policy.
             required = self.config.policy_required or self.loaded.source != BUILTIN

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,10 +42,15 @@ def _via_socket(state: str) -> bool:
 
 
 def notify(state: str) -> bool:
-    """Send `state` (e.g. "READY=1", "STATUS=...", "WATCHDOG=1", "STOPPING=1"); False when not under systemd."""
+    """Send `state` ("READY=1", "STATUS=...", "RELOADING=1", "WATCHDOG=1", ...); False when not under systemd."""
     if not os.environ.get("NOTIFY_SOCKET"):
         return False
     return _notify(state) if _notify is not None else _via_socket(state)
+
+
+def reloading() -> str:
+    """The message that starts a reload; READY=1 ends it (MONOTONIC_USEC as systemd 253's notify-reload asks)."""
+    return f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
 
 
 def watchdog_interval() -> float | None:

@@ -39,7 +39,7 @@ class Sizes:
     start_jobs: int = 200
     start_job_s: float = 0.1
     spawn_jobs: int = 2000
-    spawn_concurrency: int = 64
+    spawn_concurrency: int = 16
     xargs_parallel: int = 16
     refused_lines: int = 100_000
     refusal_writers: int = 4

@@ -7,7 +7,8 @@ are played by forked writers that open the pipe, write one line and close it. Th
 gives each figure, its target and whether it was met; --json writes the same figures with per-case details.
 
 Cases: 1 makespan and lost/duplicated lines, 2 submit latency while jobs run, 3 line-to-start latency,
-4 spawn rate against xargs, 5 refusal rate, 6 memory and start-up; then a shutdown check over every daemon.
+4 spawn rate against xargs and tsp, 5 refusal rate, 6 memory and start-up, 7 the event loop while the disk is
+busy; then a shutdown check over every daemon.
 
 The exit status is 0 whenever the harness could measure, even if targets were missed (the table says so);
 it is non-zero only when the harness itself failed. Every process it starts is killed and every temporary
@@ -33,6 +34,7 @@ from types import FrameType
 
 import footprint
 import latency
+import pressure
 import processes
 import throughput
 from daemon import HarnessError, hostpipe_command
@@ -46,6 +48,7 @@ CASES: dict[str, Callable[[Bench], list[Figure]]] = {
     "4": throughput.spawn_rate,
     "5": throughput.refusal_rate,
     "6": footprint.footprint,
+    "7": pressure.disk_pressure,
 }
 REPO = Path(__file__).resolve().parent.parent
 

@@ -58,6 +58,7 @@ from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
 from hostpipe.daemon.jobcgroups import JobCgroups
 from hostpipe.daemon.locks import AlreadyServing, lock_state_dir
 from hostpipe.daemon.logcap import LogCap
+from hostpipe.daemon.looplag import LoopLag
 from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reaper import Reaper, become_subreaper
@@ -170,6 +171,8 @@ class Server:
         self._state_dir_lost = False
         self.started_at = time.time()
         self.events = Events()
+        self.lag = LoopLag()
+        """How late the loop runs (hostpipe.daemon.looplag); `stats` on the control socket reports it."""
         """Listeners to lines and jobs (metrics, replies to pods); add them before `startup`."""
         # -- replies to pods (hostpipe.daemon.replies): admits reply keys, acts on control lines, writes replies
         self.replies = Replies(retention=lambda: self.loaded.policy.retention)
@@ -281,6 +284,7 @@ class Server:
             self._handle(frames, Position(self.inbox.generation, 0), replaced_store=hello.fresh)
         self._start_reading()
         self._tasks.append(asyncio.create_task(self._tick()))
+        self.lag.start()
         log.info(
             "ready",
             pipe=str(self.pipe.path),
@@ -323,6 +327,7 @@ class Server:
             await asyncio.wait(self._in_flight_inserts, timeout=5)
         for task in self._tasks:
             task.cancel()
+        self.lag.stop()
         self.retention.stop()
         self.refusals.close()
         if self._reload_timer is not None:
@@ -364,6 +369,7 @@ class Server:
             self._reading = False
 
     def _on_readable(self) -> None:
+        self.lag.busy()
         self._take()
 
     def _take(self) -> int:
@@ -622,6 +628,8 @@ class Server:
                 "intake": self._intake_error or "reading",
                 "started_at": self.started_at,
             }
+        if op == "stats":
+            return {"ok": True, "loop_lag": self.lag.stats(reset=payload.get("reset") is True)}
         if op == "clean":
             older_than = payload.get("older_than")
             if isinstance(older_than, bool) or not isinstance(older_than, int | float) or not older_than >= 0:

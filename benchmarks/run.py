@@ -8,7 +8,8 @@ gives each figure, its target and whether it was met; --json writes the same fig
 
 Cases: 1 makespan and lost/duplicated lines, 2 submit latency while jobs run, 3 line-to-start latency,
 4 spawn rate against xargs and tsp, 5 refusal rate, 6 memory and start-up, 7 the event loop while the disk is
-busy; then a shutdown check over every daemon.
+busy, 8 CLI latency and `ps --json` memory, 9 `ps --state running` on a large store; then a shutdown check
+over every daemon.
 
 The exit status is 0 whenever the harness could measure, even if targets were missed (the table says so);
 it is non-zero only when the harness itself failed. Every process it starts is killed and every temporary
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+import cli
 import footprint
 import latency
 import pressure
@@ -49,6 +51,8 @@ CASES: dict[str, Callable[[Bench], list[Figure]]] = {
     "5": throughput.refusal_rate,
     "6": footprint.footprint,
     "7": pressure.disk_pressure,
+    "8": cli.cli_latency,
+    "9": cli.query,
 }
 REPO = Path(__file__).resolve().parent.parent
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from hostpipe.core.evaluate import claimed_names, evaluate, line_text
+from hostpipe.core.evaluate import Memo, claimed_names, evaluate, line_text
 from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, Outcome, StopCause
@@ -171,6 +171,8 @@ class Server:
         self._state_dir_lost = False
         self.started_at = time.time()
         self.events = Events()
+        self.memo = Memo()
+        """Refusals of lines that needed nothing from the host, per policy (hostpipe.core.evaluate.Memo)."""
         self.lag = LoopLag()
         """How late the loop runs (hostpipe.daemon.looplag); `stats` on the control socket reports it."""
         """Listeners to lines and jobs (metrics, replies to pods); add them before `startup`."""
@@ -513,7 +515,7 @@ class Server:
         return self._decide_line(frame.data, now, slots)
 
     def _decide_line(self, data: bytes, now: float, slots: int) -> tuple[NewJob, Job | None]:
-        result = evaluate(data, self.expansions, self.loaded, self.host, self.environ)
+        result = self.memo.evaluate(data, self.expansions, self.loaded, self.host, self.environ)
         argv = result.submit.argv if result.submit is not None else None
         record = NewJob(result.line, JobState.REFUSED, now, result.pod, result.client_id, argv)
         if result.reply is not None:

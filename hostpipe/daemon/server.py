@@ -517,6 +517,21 @@ class Server:
     def _decide_line(self, data: bytes, now: float, slots: int) -> tuple[NewJob, Job | None]:
         result = self.memo.evaluate(data, self.expansions, self.loaded, self.host, self.environ)
         argv = result.submit.argv if result.submit is not None else None
+        decision = result.decision
+        if result.reply is None and isinstance(decision, Refused):
+            # The common refusal, made in one step: a flood of them is the daemon's hottest path.
+            record = NewJob(
+                result.line,
+                JobState.REFUSED,
+                now,
+                result.pod,
+                result.client_id,
+                argv,
+                rule=decision.rule,
+                argument=decision.argument,
+                reason=decision.reason,
+            )
+            return record, None
         record = NewJob(result.line, JobState.REFUSED, now, result.pod, result.client_id, argv)
         if result.reply is not None:
             # A reply key: a new one gets its reply, one that came before attaches instead of running twice.
@@ -524,7 +539,6 @@ class Server:
             if admission.rule is not None:
                 return record._replace(rule=admission.rule, reason=admission.reason), None
             record = record._replace(reply_nonce=admission.nonce, token_hash=admission.digest)
-        decision = result.decision
         if isinstance(decision, Refused):
             return record._replace(rule=decision.rule, argument=decision.argument, reason=decision.reason), None
         record = record._replace(runtime=decision.runtime, image=decision.image)

@@ -62,7 +62,7 @@ QUICK = Sizes(
     rss_jobs=200,
     pressure_mb=50,
     pressure_lines=100,
-    cli_runs=3,
+    cli_runs=1,
     query_records=100_000,
     json_records=10_000,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from hostpipe.daemon.control import request
 from hostpipe.daemon.looplag import LoopLag
 
 
@@ -41,3 +42,19 @@ def test_an_idle_monitor_ticks_rarely() -> None:
         return int(lag.stats()["ticks"])
 
     assert asyncio.run(scenario()) <= 2
+
+
+def test_a_running_daemon_reports_its_loop_lag_over_the_control_socket(make_daemon) -> None:  # type: ignore[no-untyped-def]
+    """`{"op": "stats"}` on control.sock answers with the loop's lateness in ms, and `reset` starts it afresh."""
+    daemon = make_daemon()
+    daemon.write("ls -l .\n")
+    daemon.wait_records(1)
+    time.sleep(0.3)  # the line made the monitor busy: a tick every 10 ms
+    socket_path = daemon.state_dir / "control.sock"
+    first = request(socket_path, {"op": "stats", "reset": True})
+    assert first["ok"] is True
+    lag = first["loop_lag"]
+    assert set(lag) == {"max_ms", "p99_ms", "ticks"}
+    assert lag["ticks"] >= 10 and 0 <= lag["p99_ms"] <= lag["max_ms"]
+    again = request(socket_path, {"op": "stats"})["loop_lag"]
+    assert again["ticks"] < lag["ticks"]

@@ -73,7 +73,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def _preflight() -> None:
     if not Path("/proc/self/status").exists():
         raise HarnessError("needs Linux /proc to read process memory")
-    for tool in ("bash", "xargs", "sleep"):
+    for tool in ("bash", "xargs", "sleep", "dd"):
         if shutil.which(tool) is None:
             raise HarnessError(f"needs `{tool}` on PATH")
 

@@ -78,7 +78,9 @@ def _preflight() -> None:
             raise HarnessError(f"needs `{tool}` on PATH")
 
 
-def _meta(args: argparse.Namespace, sizes: Sizes, command: list[str], seconds: float) -> dict[str, object]:
+def _meta(
+    args: argparse.Namespace, sizes: Sizes, command: list[str], seconds: float, load: tuple[float, float, float]
+) -> dict[str, object]:
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
@@ -86,7 +88,7 @@ def _meta(args: argparse.Namespace, sizes: Sizes, command: list[str], seconds: f
         "sizes": dataclasses.asdict(sizes),
         "hostpipe_command": command,
         "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load,
         "python": sys.version.split()[0],
         "kernel": platform.release(),
         "seconds": round(seconds, 1),
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json,
             figures,
             bench.details | {"stops": bench.stops},
-            _meta(args, sizes, bench.hostpipe, time.monotonic() - began),
+            _meta(args, sizes, bench.hostpipe, time.monotonic() - began, load),
         )
         print(f"wrote {args.json}")
     return 0

@@ -1,16 +1,21 @@
-"""What hostpipe replaces and what it is measured against: the old shell loop, and `xargs -P`.
+"""What hostpipe replaces and what it is measured against: the old shell loop, `xargs -P`, and
+task-spooler (`tsp -S N`, Debian's task-spooler) when it is installed.
 
 The old loop is the one vk-cmd hosts ran: a bash loop that `cat`s the pipe and `eval`s whatever came out, one
 batch at a time. xargs is the yardstick for spawn rate: a small C program that does nothing but fork and exec.
-Both run the same stand-in runtime as hostpipe, first on PATH.
+task-spooler is a queue server
+that pods' lines could be handed to, one `tsp CMD` client per job. All run the same stand-in runtime as
+hostpipe, first on PATH. task-spooler is not a dependency: without `tsp` on PATH its figure is left out.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import processes
@@ -67,3 +72,35 @@ def run_xargs(bin_dir: Path, argv_lines: list[str], parallel: int, timeout: floa
     if process.returncode != 0:
         raise RuntimeError(f"xargs exited with {process.returncode}")
     return time.monotonic() - began
+
+
+def run_tsp(
+    root: Path, bin_dir: Path, argv_lines: list[str], parallel: int, timeout: float, done: Callable[[], object]
+) -> int | None:
+    """Queue `docker ARGS` for each line with one `tsp -n` client each, on a private `tsp -S parallel` server.
+
+    `done` waits until the jobs have ended (from their stamps). Returns the wall time (ns since the epoch) at
+    which queueing began, to compare with the jobs' end stamps; None when task-spooler is not installed. The
+    server is killed (`tsp -K`) once `done` returns, or on the way out of a failure.
+    """
+    tsp = shutil.which("tsp")
+    if tsp is None:
+        return None
+    root.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PATH": path_with(bin_dir),
+        "TS_SOCKET": str(root / "tsp.socket"),
+        "TMPDIR": str(root),
+        "TS_MAXFINISHED": str(len(argv_lines) + 16),
+    }
+    run = lambda *args: subprocess.run([tsp, *args], env=env, stdout=subprocess.DEVNULL, timeout=timeout, check=True)  # noqa: E731
+    try:
+        run("-S", str(parallel))
+        began_ns = time.time_ns()
+        for line in argv_lines:
+            run("-n", "docker", *line.split())
+        done()
+    finally:
+        subprocess.run([tsp, "-K"], env=env, capture_output=True, timeout=30, check=False)
+    return began_ns

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -58,10 +59,16 @@ def cli_env(repo: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def policy_text(max_concurrent: int, kill_grace: str = "2s") -> str:
-    """A policy allowing `docker run bench/*` only, with the given concurrency."""
+    """A policy allowing `docker run bench/*` only, with the given concurrency.
+
+    The rate limit on refused lines is lifted so that every refused line gets a record of its own: case 5
+    measures the most a refused line can cost (with the limit, most of a flood is only counted).
+    """
     return (
         f"max_concurrent = {max_concurrent}\n"
         "max_queued = 200000\n"
+        "refused_per_pod = 1000000\n"
+        "refused_overall = 1000000\n"
         f'kill_grace = "{kill_grace}"\n'
         "\n[runtimes.docker]\n"
         'subcommands = ["run"]\n'
@@ -166,6 +173,31 @@ class Hostpipe:
         stop_s = time.monotonic() - began
         processes.kill_group(self.process)
         return {"exit_code": code, "stop_s": stop_s, "forced": code is None}
+
+    def control(self, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """One request on the daemon's control socket (state folder's control.sock), its JSON reply."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.state_dir / "control.sock"))
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        reply = json.loads(data)
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            raise HarnessError(f"control request {payload} failed: {reply}")
+        return reply
+
+    def pids(self) -> list[int]:
+        """The holder (`hostpipe serve`), the daemon it runs and the daemon's store writer: hostpipe's processes."""
+        status = self.control({"op": "status"})
+        pids = [self.pid, int(status["pid"])]
+        if status.get("writer_pid"):
+            pids.append(int(status["writer_pid"]))
+        return list(dict.fromkeys(pids))
 
     def ps(self, state: str | None = None, timeout: float = 120.0) -> list[dict[str, Any]]:
         """`hostpipe ps --json` for this daemon's state folder."""

@@ -39,11 +39,16 @@ class Sizes:
     start_jobs: int = 200
     start_job_s: float = 0.1
     spawn_jobs: int = 2000
-    spawn_concurrency: int = 64
+    spawn_concurrency: int = 16
     xargs_parallel: int = 16
     refused_lines: int = 100_000
     refusal_writers: int = 4
     rss_jobs: int = 1000
+    pressure_mb: int = 200
+    pressure_lines: int = 300
+    cli_runs: int = 9
+    query_records: int = 1_000_000
+    json_records: int = 100_000
     max_concurrent: int = 64  # hostpipe's default, used wherever a case does not need more
 
 
@@ -55,6 +60,11 @@ QUICK = Sizes(
     spawn_jobs=400,
     refused_lines=10_000,
     rss_jobs=200,
+    pressure_mb=50,
+    pressure_lines=100,
+    cli_runs=1,
+    query_records=100_000,
+    json_records=10_000,
 )
 
 

@@ -5,6 +5,10 @@ process only, not its children: for hostpipe that is the daemon without its jobs
 bash without the `cat` and the commands it runs. Sizes are in MB of 10^6 bytes, the stricter reading of a
 target given in MB. CPU time per line or per job is the figure that least depends on what else the machine
 is doing at the time.
+
+hostpipe is three processes: `hostpipe serve` is a holder that keeps the pipe, its child is the daemon, and the
+daemon's child is the store's writer. Its CPU is the sum of the three (`cpu_seconds_of`); the jobs are children
+too, but their time is never counted (utime and stime are the process's own, not its reaped children's).
 """
 
 from __future__ import annotations
@@ -54,3 +58,14 @@ def cpu_seconds(pid: int) -> float | None:
     # The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     fields = data[data.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_of(pids: list[int]) -> float | None:
+    """The sum of `cpu_seconds` over `pids` (None if any of them is gone)."""
+    total = 0.0
+    for pid in pids:
+        seconds = cpu_seconds(pid)
+        if seconds is None:
+            return None
+        total += seconds
+    return total

@@ -7,7 +7,9 @@ are played by forked writers that open the pipe, write one line and close it. Th
 gives each figure, its target and whether it was met; --json writes the same figures with per-case details.
 
 Cases: 1 makespan and lost/duplicated lines, 2 submit latency while jobs run, 3 line-to-start latency,
-4 spawn rate against xargs, 5 refusal rate, 6 memory and start-up; then a shutdown check over every daemon.
+4 spawn rate against xargs and tsp, 5 refusal rate, 6 memory and start-up, 7 the event loop while the disk is
+busy, 8 CLI latency and `ps --json` memory, 9 `ps --state running` on a large store; then a shutdown check
+over every daemon.
 
 The exit status is 0 whenever the harness could measure, even if targets were missed (the table says so);
 it is non-zero only when the harness itself failed. Every process it starts is killed and every temporary
@@ -31,8 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+import cli
 import footprint
 import latency
+import pressure
 import processes
 import throughput
 from daemon import HarnessError, hostpipe_command
@@ -46,6 +50,9 @@ CASES: dict[str, Callable[[Bench], list[Figure]]] = {
     "4": throughput.spawn_rate,
     "5": throughput.refusal_rate,
     "6": footprint.footprint,
+    "7": pressure.disk_pressure,
+    "8": cli.cli_latency,
+    "9": cli.query,
 }
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,12 +73,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def _preflight() -> None:
     if not Path("/proc/self/status").exists():
         raise HarnessError("needs Linux /proc to read process memory")
-    for tool in ("bash", "xargs", "sleep"):
+    for tool in ("bash", "xargs", "sleep", "dd"):
         if shutil.which(tool) is None:
             raise HarnessError(f"needs `{tool}` on PATH")
 
 
-def _meta(args: argparse.Namespace, sizes: Sizes, command: list[str], seconds: float) -> dict[str, object]:
+def _meta(
+    args: argparse.Namespace, sizes: Sizes, command: list[str], seconds: float, load: tuple[float, float, float]
+) -> dict[str, object]:
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
@@ -79,7 +88,7 @@ def _meta(args: argparse.Namespace, sizes: Sizes, command: list[str], seconds: f
         "sizes": dataclasses.asdict(sizes),
         "hostpipe_command": command,
         "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load,
         "python": sys.version.split()[0],
         "kernel": platform.release(),
         "seconds": round(seconds, 1),
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json,
             figures,
             bench.details | {"stops": bench.stops},
-            _meta(args, sizes, bench.hostpipe, time.monotonic() - began),
+            _meta(args, sizes, bench.hostpipe, time.monotonic() - began, load),
         )
         print(f"wrote {args.json}")
     return 0

@@ -59,6 +59,53 @@ def evaluate(
     return Evaluation(text, decide(submit, loaded, host, environ), submit, submit.pod, submit.id)
 
 
+class _Probe:
+    """The host, noting whether a rule asked it anything (a decision that did may change with the disk)."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self.home = host.home
+        self.touched = False
+
+    def realpath(self, path: str) -> str:
+        self.touched = True
+        return self._host.realpath(path)
+
+
+class Memo:
+    """Refusals of lines that asked the host nothing, kept per policy: a flood of one line is decided once.
+
+    Such a decision depends only on the line's bytes and the policy in force (the expansions and the
+    environment are the daemon's, fixed for its life), so it is kept until the policy object changes. Lines
+    with a reply key are never kept (the key's token stays out of memory), nor are allowed lines. A hit is the
+    same decision as before; the caller still records it and counts it against the rate limit.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._loaded: LoadedPolicy | None = None
+        self._kept: dict[bytes, Evaluation] = {}
+        self.hits = 0
+
+    def evaluate(
+        self, data: bytes, expansions: Expansions, loaded: LoadedPolicy, host: Host, environ: Mapping[str, str]
+    ) -> Evaluation:
+        if loaded is not self._loaded:
+            self._kept.clear()
+            self._loaded = loaded
+        kept = self._kept.get(data)
+        if kept is not None:
+            self.hits += 1
+            return kept
+        probe = _Probe(host)
+        result = evaluate(data, expansions, loaded, probe, environ)
+        if not probe.touched and result.reply is None and isinstance(result.decision, Refused):
+            if len(self._kept) >= self._size:
+                self._kept.clear()
+            self._kept[data] = result
+        return result
+
+
 def claimed_names(data: bytes, expansions: Expansions) -> tuple[str | None, str | None]:
     """The pod and job names a line claims, read as far as the line can be read; for filing a refusal."""
     try:

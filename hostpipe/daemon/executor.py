@@ -137,6 +137,8 @@ class Executor:
         self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._made_dirs: set[Path] = set()
+        self._log_folders: dict[str | None, Path] = {}
+        """Each pod's log folder, made into a Path once rather than at every job."""
         self._cid_dir_made = False
         self._fd_warning = False
         self._retry_timer: asyncio.TimerHandle | None = None
@@ -205,7 +207,10 @@ class Executor:
     def submit(self, job: Job) -> None:
         """Take a job whose record is committed: start it in its promised slot, or queue it."""
         job.logger = log.bind(job=job.id, pod=job.pod)
-        job.log_path = log_path_for(self._logs_dir, job.id, job.pod)
+        folder = self._log_folders.get(job.pod)
+        if folder is None:
+            folder = self._log_folders[job.pod] = log_path_for(self._logs_dir, 0, job.pod).parent
+        job.log_path = folder / f"{job.id}.log"
         if job.attempted and self._reserved > 0:
             self._reserved -= 1
             if self._accepting:

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from hostpipe.core.evaluate import claimed_names, evaluate, line_text
+from hostpipe.core.evaluate import Memo, claimed_names, evaluate, line_text
 from hostpipe.core.framing import Frame, Framer, Line, Overlong
 from hostpipe.core.grammar import MAX_LINE_BYTES, Expansions
 from hostpipe.core.job import JobState, Outcome, StopCause
@@ -59,6 +59,7 @@ from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
 from hostpipe.daemon.jobcgroups import JobCgroups
 from hostpipe.daemon.locks import AlreadyServing, lock_state_dir
 from hostpipe.daemon.logcap import LogCap
+from hostpipe.daemon.looplag import LoopLag
 from hostpipe.daemon.paths import cid_dir, control_socket
 from hostpipe.daemon.policyfile import BUILTIN, PolicyError, load_policy
 from hostpipe.daemon.reaper import Reaper, become_subreaper
@@ -174,6 +175,10 @@ class Server:
         self._state_dir_lost = False
         self.started_at = time.time()
         self.events = Events()
+        self.memo = Memo()
+        """Refusals of lines that needed nothing from the host, per policy (hostpipe.core.evaluate.Memo)."""
+        self.lag = LoopLag()
+        """How late the loop runs (hostpipe.daemon.looplag); `stats` on the control socket reports it."""
         """Listeners to lines and jobs (metrics, replies to pods); add them before `startup`."""
         # -- replies to pods (hostpipe.daemon.replies): admits reply keys, acts on control lines, writes replies
         self.replies = Replies(retention=lambda: self.loaded.policy.retention)
@@ -297,6 +302,7 @@ class Server:
             self._handle(frames, Position(self.inbox.generation, 0), replaced_store=hello.fresh)
         self._start_reading()
         self._tasks.append(asyncio.create_task(self._tick()))
+        self.lag.start()
         log.info(
             "ready",
             pipe=str(self.pipe.path),
@@ -339,6 +345,7 @@ class Server:
             await asyncio.wait(self._in_flight_inserts, timeout=5)
         for task in self._tasks:
             task.cancel()
+        self.lag.stop()
         self.retention.stop()
         self.refusals.close()
         if self._reload_timer is not None:
@@ -380,6 +387,7 @@ class Server:
             self._reading = False
 
     def _on_readable(self) -> None:
+        self.lag.busy()
         self._take()
 
     def _take(self) -> int:
@@ -523,8 +531,23 @@ class Server:
         return self._decide_line(frame.data, now, slots)
 
     def _decide_line(self, data: bytes, now: float, slots: int) -> tuple[NewJob, Job | None]:
-        result = evaluate(data, self.expansions, self.loaded, self.host, self.environ)
+        result = self.memo.evaluate(data, self.expansions, self.loaded, self.host, self.environ)
         argv = result.submit.argv if result.submit is not None else None
+        decision = result.decision
+        if result.reply is None and isinstance(decision, Refused):
+            # The common refusal, made in one step: a flood of them is the daemon's hottest path.
+            record = NewJob(
+                result.line,
+                JobState.REFUSED,
+                now,
+                result.pod,
+                result.client_id,
+                argv,
+                rule=decision.rule,
+                argument=decision.argument,
+                reason=decision.reason,
+            )
+            return record, None
         record = NewJob(result.line, JobState.REFUSED, now, result.pod, result.client_id, argv)
         if result.reply is not None:
             # A reply key: a new one gets its reply, one that came before attaches instead of running twice.
@@ -532,7 +555,6 @@ class Server:
             if admission.rule is not None:
                 return record._replace(rule=admission.rule, reason=admission.reason), None
             record = record._replace(reply_nonce=admission.nonce, token_hash=admission.digest)
-        decision = result.decision
         if isinstance(decision, Refused):
             return record._replace(rule=decision.rule, argument=decision.argument, reason=decision.reason), None
         record = record._replace(runtime=decision.runtime, image=decision.image)
@@ -638,6 +660,8 @@ class Server:
                 "intake": self._intake_error or "reading",
                 "started_at": self.started_at,
             }
+        if op == "stats":
+            return {"ok": True, "loop_lag": self.lag.stats(reset=payload.get("reset") is True)}
         if op == "clean":
             older_than = payload.get("older_than")
             if isinstance(older_than, bool) or not isinstance(older_than, int | float) or not older_than >= 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import signal
 import socket
@@ -85,13 +86,20 @@ class _Batch:
     frame: bytes
 
 
+@functools.lru_cache(maxsize=1024)
+def _argv_json(argv: tuple[str, ...]) -> str:
+    """A repeated line (a refusal flood, a retried job) has the same argv: its JSON is made once."""
+    return json.dumps(list(argv))
+
+
 def _insert_row(job_id: int, job: NewJob) -> tuple[Any, ...]:
+    argv = job.argv
     return (
         job_id,
         job.pod,
         job.client_id,
         job.line,
-        json.dumps(list(job.argv)) if job.argv is not None else None,
+        None if argv is None else _argv_json(argv) if type(argv) is tuple else json.dumps(list(argv)),
         job.runtime,
         job.image,
         str(job.state),

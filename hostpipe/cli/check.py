@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
+from hostpipe.cli.escape import escape
 from hostpipe.core.evaluate import Evaluation, evaluate
 from hostpipe.core.grammar import Expansions
 from hostpipe.core.policy import Allowed
@@ -34,11 +35,14 @@ def _as_text(result: Evaluation) -> str:
     decision = result.decision
     if isinstance(decision, Allowed):
         added = f"\n  hostpipe adds: {' '.join(decision.added)}" if decision.added else ""
-        return f"allowed  {result.line}\n  runtime {decision.runtime}, image {decision.image}{added}"
-    text = f"refused  {result.line}\n  rule: {decision.rule}"
+        image = escape(decision.image or "-")
+        return (
+            f"allowed  {escape(result.line)}\n  runtime {decision.runtime}, image {image}{escape(added, keep=chr(10))}"
+        )
+    text = f"refused  {escape(result.line)}\n  rule: {decision.rule}"
     if decision.argument is not None:
-        text += f"\n  argument: {decision.argument}"
-    return text + f"\n  reason: {decision.reason}"
+        text += f"\n  argument: {escape(decision.argument)}"
+    return text + f"\n  reason: {escape(decision.reason)}"
 
 
 def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:

@@ -13,7 +13,7 @@ import click
 
 from hostpipe.core.exitcodes import Exit
 from hostpipe.daemon import paths
-from hostpipe.daemon.control import ControlError
+from hostpipe.daemon.controlclient import ControlError
 from hostpipe.daemon.fifo import PipeError
 from hostpipe.daemon.locks import AlreadyServing
 from hostpipe.daemon.policyfile import PolicyError

@@ -19,6 +19,8 @@ from hostpipe import __version__  # noqa: E402
 COMMANDS = {
     "serve": "hostpipe.cli.serve:serve",
     "ps": "hostpipe.cli.ps:ps",
+    "show": "hostpipe.cli.show:show",
+    "wait": "hostpipe.cli.wait:wait",
     "logs": "hostpipe.cli.logs:logs",
     "cancel": "hostpipe.cli.cancel:cancel",
     "check": "hostpipe.cli.check:check",

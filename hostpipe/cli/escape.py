@@ -1,0 +1,69 @@
+"""Pod-controlled text made harmless for a terminal: control characters shown, never obeyed.
+
+A line, a reason, a pod name or a job's log is written by a pod. Printed raw, an ESC sequence in it can set
+the terminal's title, move the cursor over earlier output ("all jobs succeeded"), or, with some terminals,
+answer back. Wherever such text goes to a terminal it passes through here: C0 controls, DEL, the C1 range,
+and the Unicode bidirectional overrides and isolates (which reorder what the eye reads) become visible
+escapes such as `\\x1b` or `\\u202e`; bytes that are not UTF-8 become `\\xNN`. `--json` output and logs
+written to a file or a pipe stay exact.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import BinaryIO
+
+_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A)) | {0x200E, 0x200F, 0x061C}
+"""LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI; LRM, RLM; the Arabic letter mark."""
+
+
+def _unsafe(code: int) -> bool:
+    return code < 0x20 or 0x7F <= code <= 0x9F or code in _BIDI
+
+
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
+
+
+def needs_escape(text: str) -> bool:
+    return any(_unsafe(ord(c)) or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def escape(text: str, *, keep: str = "") -> str:
+    """`text` with every control character (but those in `keep`) written as a visible escape."""
+    if not needs_escape(text):
+        return text
+    return "".join(
+        _escape_char(c) if c not in keep and (_unsafe(ord(c)) or 0xDC80 <= ord(c) <= 0xDCFF) else c for c in text
+    )
+
+
+class TerminalWriter:
+    """Writes a job's log bytes to a terminal, escaped; keeps newlines and tabs, which cannot rewrite output.
+
+    Bytes arrive in chunks that may cut a UTF-8 character in two: an incremental decoder carries the rest.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+
+    def write(self, data: bytes) -> int:
+        text = self._decoder.decode(data)
+        self._out.write(escape(text, keep="\n\t").encode("utf-8"))
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def close(self) -> None:
+        """Write what an unfinished character left (as escapes) and flush."""
+        rest = self._decoder.decode(b"", final=True)
+        if rest:
+            self._out.write(escape(rest, keep="\n\t").encode("utf-8"))
+        self._out.flush()

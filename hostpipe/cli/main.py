@@ -18,6 +18,7 @@ from hostpipe import __version__  # noqa: E402
 
 COMMANDS = {
     "serve": "hostpipe.cli.serve:serve",
+    "status": "hostpipe.cli.status:status",
     "ps": "hostpipe.cli.ps:ps",
     "show": "hostpipe.cli.show:show",
     "wait": "hostpipe.cli.wait:wait",

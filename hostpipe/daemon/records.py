@@ -217,10 +217,23 @@ class Reader:
             self._conn, pod=pod, states=states, client_id=client_id, limit=limit, since=since, version=self.version
         )
 
-    def counts(self) -> dict[str, int]:
-        """How many records are in each state (from the state index, without reading the records)."""
-        rows = self._conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")
-        return {str(state): int(count) for state, count in rows}
+    def counts(self, *, since: float, cap: int) -> dict[str, int]:
+        """How many records of each state came since `since`, each counted up to `cap` (so a flood of a million
+        costs no more than `cap` index entries per state); states without records are left out."""
+        first = first_id_since(self._conn, since)
+        out = {}
+        for state in JobState:
+            (count,) = self._conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE state = ? AND id >= ? LIMIT ?)",
+                (state.value, first, cap),
+            ).fetchone()
+            if count:
+                out[state.value] = int(count)
+        return out
+
+    def newest(self, state: JobState, count: int) -> list[JobRecord]:
+        """The newest `count` records in `state`, newest first."""
+        return list(reversed(self.jobs(states=[state], limit=count)))
 
     def get(self, job_id: int) -> JobRecord | None:
         return next(iter(select(self._conn, job_id=job_id, version=self.version)), None)

@@ -621,6 +621,7 @@ class Server:
                 "store": self.store.degraded or "healthy",
                 "intake": self._intake_error or "reading",
                 "started_at": self.started_at,
+                "pipe": str(self.config.pipe.absolute()),
             }
         if op == "clean":
             older_than = payload.get("older_than")

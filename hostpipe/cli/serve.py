@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -24,6 +25,15 @@ def _octal(value: str) -> int:
     if not 0 <= mode <= 0o777:
         raise click.BadParameter(f"{value!r} is not a permission mode")
     return mode
+
+
+def _detach(where: Locations, ready_timeout: float) -> NoReturn:
+    from hostpipe.daemon.detach import detach  # noqa: PLC0415
+
+    argv = [sys.executable, "-P", "-m", "hostpipe", *(arg for arg in sys.argv[1:] if arg != "--detach")]
+    result = detach(argv, state_dir=where.state_dir, environ=os.environ, ready_timeout=ready_timeout)
+    click.echo(f"hostpipe: {result.message}", err=result.code != 0)
+    sys.exit(result.code)
 
 
 def _socket_activated() -> bool:
@@ -42,6 +52,19 @@ def _socket_activated() -> bool:
 )
 @click.option("--pipe-mode", default="600", show_default=True, help="Permissions of the FIFO (octal).")
 @click.option("--folder-mode", default="700", show_default=True, help="Permissions of a folder it creates (octal).")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background (log and pid file in the state folder); return once the pipe is ready.",
+)
+@click.option(
+    "--ready-timeout",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --detach: how long to wait for the pipe to be ready.",
+)
 @errors_as_lines
 def serve(
     where: Locations,
@@ -49,10 +72,18 @@ def serve(
     log_format: str,
     pipe_mode: str,
     folder_mode: str,
+    detach: bool,
+    ready_timeout: float,
 ) -> None:
-    """Create the pipe and serve it until SIGTERM or SIGINT."""
-    configure(log_format)  # type: ignore[arg-type]
+    """Create the pipe and serve it until SIGTERM or SIGINT.
+
+    With --detach, start in the background instead: exit 0 once the pipe is ready, or non-zero with the
+    reason it could not start (3: a configuration error; 4: another daemon serves the state folder).
+    """
     pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
+    if detach:
+        _detach(where, ready_timeout)
+    configure(log_format)  # type: ignore[arg-type]
     from hostpipe.daemon.holder import HOLDER_SOCKET, Holder  # noqa: PLC0415 - light: no event loop, no models
 
     if HOLDER_SOCKET not in os.environ and not _socket_activated():

@@ -71,8 +71,10 @@ def render(status: dict[str, Any], now: float) -> str:
     if daemon is not None:
         serves = daemon.get("pipe")
         started = daemon.get("started_at")
+        held = status["lock_pid"]
+        holder = f", holder {held}" if held and held != daemon.get("pid") else ""
         lines.append(
-            f"daemon:   serving (pid {daemon.get('pid')}) since {wall_clock(started)}"
+            f"daemon:   serving (pid {daemon.get('pid')}{holder}) since {wall_clock(started)}"
             f" ({duration(now - started) if started else '-'})"
         )
         if serves and serves != status["pipe"]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +18,6 @@ from hostpipe.daemon import paths
 from hostpipe.daemon.controlclient import ControlError
 from hostpipe.daemon.fifo import PipeError
 from hostpipe.daemon.locks import AlreadyServing
-from hostpipe.daemon.policyfile import PolicyError
 from hostpipe.daemon.schema import StoreCorrupt, StoreError
 
 __all__ = ["Exit", "Locations", "errors_as_lines", "fail", "locations"]
@@ -57,10 +58,36 @@ def locations(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-CONFIG_ERRORS = (PipeError, PolicyError, StoreCorrupt)
-"""Errors that only a change of configuration can fix: a service manager must not retry them."""
+CONFIG_ERRORS = (PipeError, StoreCorrupt)
+"""Errors that only a change of configuration can fix: a service manager must not retry them (with
+hostpipe.daemon.policyfile.PolicyError, which is looked up only once loaded: it brings the policy models)."""
 TRANSIENT_ERRORS = (AlreadyServing, StoreError, ControlError, OSError)
 """Errors that may go away: retrying later can succeed."""
+
+
+_WHAT_TO_DO = {
+    errno.ENOENT: "check the path, or create what is missing",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EACCES: "check the owner and permissions of the path and its folders",
+    errno.EPERM: "check the owner and permissions of the path and its folders",
+    errno.EROFS: "the filesystem is read-only: choose a path on a writable one",
+    errno.ENOSPC: "free some space on that filesystem",
+    errno.EDQUOT: "free some space, or raise the quota",
+    errno.EEXIST: "move the existing file away, or choose another path",
+    errno.EISDIR: "it is a folder: give the path of a file",
+    errno.ELOOP: "it is a symbolic link, which hostpipe does not follow there: give the real path",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError as one sentence with the path and what to do, never `[Errno 2] ...`."""
+    text = error.strerror or str(error)
+    if error.filename is not None:
+        text = f"{os.fsdecode(error.filename)}: {text}"
+        if error.filename2 is not None:
+            text += f" (and {os.fsdecode(error.filename2)})"
+    hint = _WHAT_TO_DO.get(error.errno or 0)
+    return f"{text}; {hint}" if hint else text
 
 
 def fail(message: str, code: Exit = Exit.UNAVAILABLE) -> NoReturn:
@@ -75,20 +102,30 @@ def errors_as_lines(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except PolicyError as error:
+        except _known_errors() as error:
             if _debug():
                 raise
-            fail(f"invalid policy {error.source}: " + "; ".join(error.problems), Exit.CONFIG)
-        except CONFIG_ERRORS as error:
-            if _debug():
-                raise
-            fail(str(error), Exit.CONFIG)
-        except TRANSIENT_ERRORS as error:
-            if _debug():
-                raise
+            policy_error = _policy_error()
+            if policy_error and isinstance(error, policy_error):
+                fail(f"invalid policy {error.source}: " + "; ".join(error.problems), Exit.CONFIG)  # type: ignore[attr-defined]
+            if isinstance(error, CONFIG_ERRORS):
+                fail(str(error), Exit.CONFIG)
+            if isinstance(error, OSError):
+                fail(describe_os_error(error), Exit.UNAVAILABLE)
             fail(str(error), Exit.UNAVAILABLE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Evaluated when an error is being matched, so a PolicyError raised by then is among them."""
+    return (*CONFIG_ERRORS, *TRANSIENT_ERRORS, *_policy_error())
+
+
+def _policy_error() -> tuple[type[Exception], ...]:
+    """PolicyError, once its module is loaded: an error of that type cannot have been raised before."""
+    module = sys.modules.get("hostpipe.daemon.policyfile")
+    return (module.PolicyError,) if module is not None else ()
 
 
 def _debug() -> bool:

@@ -27,6 +27,30 @@ def _octal(value: str) -> int:
     return mode
 
 
+def _checked_modes(pipe_mode: str, folder_mode: str) -> tuple[int, int]:
+    """A pipe any user could read (taking other pods' lines, reply keys and all) is refused, and so are execute
+    bits, which mean nothing on a FIFO and point to a mistyped mode. A pipe others may write (pods that run as
+    another user need it: docs/submit.md) is the site's choice, said plainly on stderr."""
+    pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
+    if pipe_bits & 0o004 or pipe_bits & 0o111:
+        raise click.BadParameter(
+            f"{pipe_mode} lets other users read the pipe (taking other pods' lines) or sets execute bits, which "
+            "a FIFO has no use for; give 600 (the daemon's user only), 620 (and its group writes) or 622 (every "
+            "user writes)",
+            param_hint="--pipe-mode",
+        )
+    if folder_bits & 0o002:
+        raise click.BadParameter(
+            f"{folder_mode} lets every user replace the pipe in its folder; give 700, 710 or 711",
+            param_hint="--folder-mode",
+        )
+    if pipe_bits & 0o002:
+        click.echo(f"hostpipe: warning: --pipe-mode {pipe_mode}: every user on this host can write lines", err=True)
+    elif pipe_bits & 0o060:
+        click.echo(f"hostpipe: warning: --pipe-mode {pipe_mode}: the pipe's group can write or read lines", err=True)
+    return pipe_bits, folder_bits
+
+
 def _detach(where: Locations, ready_timeout: float) -> NoReturn:
     from hostpipe.daemon.detach import detach  # noqa: PLC0415
 
@@ -80,7 +104,7 @@ def serve(
     With --detach, start in the background instead: exit 0 once the pipe is ready, or non-zero with the
     reason it could not start (3: a configuration error; 4: another daemon serves the state folder).
     """
-    pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
+    pipe_bits, folder_bits = _checked_modes(pipe_mode, folder_mode)
     if detach:
         _detach(where, ready_timeout)
     configure(log_format)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -102,7 +103,10 @@ class UtcTimestamp:
 def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(serializer=_encode) if json_lines else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_encode)
+        if json_lines
+        # NO_COLOR (https://no-color.org): set and not empty, the console lines carry no colour codes.
+        else structlog.dev.ConsoleRenderer(colors=not os.environ.get("NO_COLOR"))
     )
     structlog.configure(
         processors=[

@@ -25,3 +25,23 @@ def test_lines_logged_outside_a_loop_are_written_at_once():
     logger = BatchedLogger(out)
     logger.msg('{"event": "a"}')
     assert out.getvalue() == '{"event": "a"}\n'
+
+
+def test_console_lines_honour_no_color(monkeypatch):
+    """With NO_COLOR set, the console renderer writes no escape sequence; without it, it colours the level."""
+    import structlog
+
+    from hostpipe.daemon.logs import configure
+
+    def rendered() -> str:
+        configure("console")
+        renderer = structlog.get_config()["processors"][-1]
+        return str(renderer(None, "warning", {"event": "pipe_ready", "level": "warning", "pod": "ns/p"}))
+
+    try:
+        monkeypatch.setenv("NO_COLOR", "1")
+        assert "\x1b" not in rendered() and "pipe_ready" in rendered()
+        monkeypatch.delenv("NO_COLOR")
+        assert "\x1b[" in rendered()
+    finally:
+        structlog.reset_defaults()

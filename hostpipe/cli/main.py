@@ -27,6 +27,7 @@ COMMANDS = {
     "check": "hostpipe.cli.check:check",
     "clean": "hostpipe.cli.clean:clean",
     "submit": "hostpipe.cli.submit:submit_command",
+    "man": "hostpipe.cli.manpage:man",
 }
 
 

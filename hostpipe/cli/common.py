@@ -15,10 +15,6 @@ import click
 
 from hostpipe.core.exitcodes import Exit
 from hostpipe.daemon import paths
-from hostpipe.daemon.controlclient import ControlError
-from hostpipe.daemon.fifo import PipeError
-from hostpipe.daemon.locks import AlreadyServing
-from hostpipe.daemon.schema import StoreCorrupt, StoreError
 
 __all__ = ["Exit", "Locations", "errors_as_lines", "fail", "locations"]
 
@@ -58,11 +54,33 @@ def locations(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-CONFIG_ERRORS = (PipeError, StoreCorrupt)
-"""Errors that only a change of configuration can fix: a service manager must not retry them (with
-hostpipe.daemon.policyfile.PolicyError, which is looked up only once loaded: it brings the policy models)."""
-TRANSIENT_ERRORS = (AlreadyServing, StoreError, ControlError, OSError)
-"""Errors that may go away: retrying later can succeed."""
+CONFIG_ERRORS = (
+    ("hostpipe.daemon.fifo", "PipeError"),
+    ("hostpipe.daemon.policyfile", "PolicyError"),
+    ("hostpipe.daemon.schema", "StoreCorrupt"),
+)
+"""Errors that only a change of configuration can fix: a service manager must not retry them."""
+TRANSIENT_ERRORS = (
+    ("hostpipe.daemon.locks", "AlreadyServing"),
+    ("hostpipe.daemon.schema", "StoreError"),
+    ("hostpipe.daemon.controlclient", "ControlError"),
+)
+"""Errors that may go away: retrying later can succeed (and every OSError)."""
+
+
+def _known() -> tuple[type[BaseException], ...]:
+    return (*_loaded(CONFIG_ERRORS), *_loaded(TRANSIENT_ERRORS), OSError)
+
+
+def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type[Exception], ...]:
+    """The error classes among `names` whose module is loaded. An error of a module never imported cannot have
+    been raised, so a command is not made to import the policy models, sockets or sqlite just to name them."""
+    found = []
+    for module_name, class_name in names:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.append(getattr(module, class_name))
+    return tuple(found)
 
 
 _WHAT_TO_DO = {
@@ -102,30 +120,19 @@ def errors_as_lines(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except _known_errors() as error:
+        # The tuple is built when an error is being matched, from the modules loaded by then.
+        except _known() as error:
             if _debug():
                 raise
-            policy_error = _policy_error()
-            if policy_error and isinstance(error, policy_error):
+            if type(error).__name__ == "PolicyError":
                 fail(f"invalid policy {error.source}: " + "; ".join(error.problems), Exit.CONFIG)  # type: ignore[attr-defined]
-            if isinstance(error, CONFIG_ERRORS):
+            if isinstance(error, _loaded(CONFIG_ERRORS)):
                 fail(str(error), Exit.CONFIG)
             if isinstance(error, OSError):
                 fail(describe_os_error(error), Exit.UNAVAILABLE)
             fail(str(error), Exit.UNAVAILABLE)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Evaluated when an error is being matched, so a PolicyError raised by then is among them."""
-    return (*CONFIG_ERRORS, *TRANSIENT_ERRORS, *_policy_error())
-
-
-def _policy_error() -> tuple[type[Exception], ...]:
-    """PolicyError, once its module is loaded: an error of that type cannot have been raised before."""
-    module = sys.modules.get("hostpipe.daemon.policyfile")
-    return (module.PolicyError,) if module is not None else ()
 
 
 def _debug() -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +36,16 @@ def test_man_page_renders_without_roff_warnings(tmp_path):
         ["groff", "-man", "-ww", "-z", str(page)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_completion_as_documented_offers_commands_and_states():
+    """The bash completion docs/cli.md documents completes command names and --state's choices."""
+
+    def complete(words: str, index: int) -> list[str]:
+        env = {**os.environ, "_HOSTPIPE_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        return [line.split(",", 1)[1] for line in hostpipe(env=env).stdout.splitlines()]
+
+    assert {"serve", "status", "show"} <= set(complete("hostpipe s", 1))
+    assert complete("hostpipe ps --state r", 3) == ["running", "refused"]
+    docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    assert 'eval "$(_HOSTPIPE_COMPLETE=bash_source hostpipe)"' in docs

@@ -13,7 +13,6 @@ import click
 
 from hostpipe.cli.common import Locations, errors_as_lines, locations
 from hostpipe.cli.render import table
-from hostpipe.core.durations import parse_duration
 from hostpipe.core.job import JobState
 from hostpipe.daemon.liveness import serving
 from hostpipe.daemon.records import JobRecord, Reader
@@ -24,6 +23,9 @@ DEFAULT_LAST = 20
 
 def parse_since(value: str, now: float) -> float:
     """A duration back from now (90s, 2h, 7d) or a local time (ISO 8601, or HH:MM[:SS] today)."""
+    # Imported here: its patterns take a few milliseconds to compile, which a `ps` without --since need not pay.
+    from hostpipe.core.durations import parse_duration  # noqa: PLC0415
+
     try:
         return now - parse_duration(value)
     except ValueError:

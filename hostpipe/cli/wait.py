@@ -14,7 +14,6 @@ import click
 
 from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
 from hostpipe.cli.escape import escape
-from hostpipe.core.durations import parse_duration
 from hostpipe.core.exitcodes import job_exit_code
 from hostpipe.daemon.liveness import serving
 from hostpipe.daemon.records import JobRecord, Reader
@@ -41,10 +40,14 @@ def wait(where: Locations, jobs: tuple[int, ...], timeout: str | None, quiet: bo
     123 cancelled, 124 timed out (also when --timeout passes first; the message says which), 120 when no
     daemon serves the state folder to end a job that is still recorded live.
     """
-    try:
-        limit = parse_duration(timeout) if timeout is not None else None
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--timeout") from None
+    limit = None
+    if timeout is not None:
+        from hostpipe.core.durations import parse_duration  # noqa: PLC0415 - compiles patterns; only with --timeout
+
+        try:
+            limit = parse_duration(timeout)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--timeout") from None
     deadline = None if limit is None else time.monotonic() + limit
     reader = Reader(where.state_dir)
     pending = list(dict.fromkeys(jobs))

@@ -16,7 +16,7 @@ def test_status_with_a_daemon_names_pid_policy_counts_and_refusals(make_daemon):
     daemon.wait_records(2)
     result = daemon.run("status", check=True)
     text = result.stdout
-    assert f"serving (pid {daemon.daemon_pid()})" in text
+    assert f"serving (pid {daemon.daemon_pid()}, holder {daemon.process.pid})" in text  # type: ignore[union-attr]
     assert str(daemon.policy) in text and str(daemon.pipe) in text and "store:    healthy" in text
     assert "1 succeeded, 1 refused" in text or "1 refused, 1 succeeded" in text
     assert "ns/p  program:" in text

@@ -20,6 +20,8 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from hostpipe.core.terminal import escape, needs_escape
+
 LogFormat = Literal["auto", "json", "console"]
 
 
@@ -100,6 +102,16 @@ class UtcTimestamp:
         return event
 
 
+def escape_for_terminal(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Console lines go to a terminal: pod text in them is shown escaped, not obeyed. The console renderer
+    prints every value but the event's name with repr(), which escapes already; the name it prints as it is.
+    (JSON lines escape control characters themselves.)"""
+    name = event.get("event")
+    if isinstance(name, str) and needs_escape(name):
+        event["event"] = escape(name)
+    return event
+
+
 def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
@@ -113,6 +125,7 @@ def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             UtcTimestamp(),
+            *([] if json_lines else [escape_for_terminal]),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -45,3 +45,31 @@ def test_console_lines_honour_no_color(monkeypatch):
         assert "\x1b[" in rendered()
     finally:
         structlog.reset_defaults()
+
+
+def test_console_lines_show_a_pods_control_characters_escaped(monkeypatch):
+    """A line holding an OSC title sequence reaches the console log escaped; the JSON log keeps it exact."""
+    import json
+
+    import structlog
+
+    from hostpipe.daemon.logs import configure
+
+    line = "docker run x\x1b]0;owned\x07"
+    try:
+        monkeypatch.setenv("NO_COLOR", "1")
+        configure("console")
+        processors = structlog.get_config()["processors"]
+        event: dict[str, object] = {"event": f"refused {line}", "line": line}
+        for processor in processors[1:]:
+            event = processor(None, "warning", event)  # type: ignore[assignment]
+        assert "\x1b" not in str(event) and "\x07" not in str(event)
+        assert str(event).count("\\x1b]0;owned\\x07") == 2  # the event's name and the value, each once
+        configure("json")
+        processors = structlog.get_config()["processors"]
+        event = {"event": "job_refused", "line": line}
+        for processor in processors[1:]:
+            event = processor(None, "warning", event)  # type: ignore[assignment]
+        assert json.loads(str(event))["line"] == line
+    finally:
+        structlog.reset_defaults()

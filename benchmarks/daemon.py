@@ -201,7 +201,7 @@ class Hostpipe:
 
     def ps(self, state: str | None = None, timeout: float = 120.0) -> list[dict[str, Any]]:
         """`hostpipe ps --json` for this daemon's state folder."""
-        argv = [*self.command, "ps", "--json"] + (["--state", state] if state else [])
+        argv = [*self.command, "ps", "--json", "--all"] + (["--state", state] if state else [])
         extra = {
             "HOSTPIPE_STATE_DIR": str(self.state_dir),
             "HOSTPIPE_PIPE": str(self.pipe),

@@ -125,7 +125,7 @@ class Daemon:
         write_line(self.pipe, line)
 
     def ps(self, *args: str) -> list[dict[str, Any]]:
-        result = hostpipe("ps", "--json", *self.args(), *args, env=self.env)
+        result = hostpipe("ps", "--json", "--all", *self.args(), *args, env=self.env)
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
     def run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:

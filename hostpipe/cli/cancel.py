@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
-from hostpipe.daemon import control
+from hostpipe.daemon import controlclient as control
 from hostpipe.daemon.paths import control_socket
 
 

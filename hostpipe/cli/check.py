@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
+from hostpipe.cli.escape import escape
 from hostpipe.core.evaluate import Evaluation, evaluate
 from hostpipe.core.grammar import Expansions
 from hostpipe.core.policy import Allowed
@@ -34,14 +35,20 @@ def _as_text(result: Evaluation) -> str:
     decision = result.decision
     if isinstance(decision, Allowed):
         added = f"\n  hostpipe adds: {' '.join(decision.added)}" if decision.added else ""
-        return f"allowed  {result.line}\n  runtime {decision.runtime}, image {decision.image}{added}"
-    text = f"refused  {result.line}\n  rule: {decision.rule}"
+        image = escape(decision.image or "-")
+        return (
+            f"allowed  {escape(result.line)}\n  runtime {decision.runtime}, image {image}{escape(added, keep=chr(10))}"
+        )
+    text = f"refused  {escape(result.line)}\n  rule: {decision.rule}"
     if decision.argument is not None:
-        text += f"\n  argument: {decision.argument}"
-    return text + f"\n  reason: {decision.reason}"
+        text += f"\n  argument: {escape(decision.argument)}"
+    return text + f"\n  reason: {escape(decision.reason)}"
 
 
-def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:
+def _lines(given: tuple[str, ...], file: Path | None, skip_comments: bool) -> list[bytes]:
+    """The lines to decide. Read from a file or stdin, every line is one, as the daemon takes them from the pipe:
+    a blank or comment-only line is recorded there as refused (empty-line), so it is reported so here, unless
+    --skip-comments asks to read the file as a listing."""
     if given and file is not None:
         fail("give LINE arguments or --file, not both", Exit.USAGE)
     if given:
@@ -50,26 +57,35 @@ def _lines(given: tuple[str, ...], file: Path | None) -> list[bytes]:
         source = sys.stdin.buffer.read() if file is None or str(file) == "-" else file.read_bytes()
     except OSError as error:
         fail(f"cannot read the lines to check from {file}: {error.strerror or error}", Exit.USAGE)
-    lines = [line for line in source.split(b"\n") if line.strip() and not line.lstrip().startswith(b"#")]
+    lines = source.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line starts no line of its own
+    if skip_comments:
+        lines = [line for line in lines if line.strip() and not line.lstrip().startswith(b"#")]
     if not lines:
-        fail("no lines to check (only blank lines and comments)", Exit.USAGE)
+        fail("no lines to check" + (" (only blank lines and comments)" if skip_comments else ""), Exit.USAGE)
     return lines
 
 
 @click.command()
 @locations
 @click.argument("line", nargs=-1)
-@click.option("--file", type=click.Path(path_type=Path), help="One line per line ('-' for stdin); # comments skipped.")
+@click.option(
+    "--file", type=click.Path(path_type=Path), help="One line per line ('-' for stdin), as the pipe reads them."
+)
+@click.option(
+    "--skip-comments", is_flag=True, help="Leave out blank and # lines (the daemon would record them as refused)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of decisions.")
 @errors_as_lines
-def check(where: Locations, line: tuple[str, ...], file: Path | None, as_json: bool) -> None:
+def check(where: Locations, line: tuple[str, ...], file: Path | None, skip_comments: bool, as_json: bool) -> None:
     """Say whether each LINE would run under the policy, and why not. Exit 0 when all would."""
     loaded = load_policy(where.policy, os.environ, required=where.policy_given)
     loaded = guard(loaded, policy=where.policy, state_dir=where.state_dir, environ=os.environ)
     user = os.environ.get("USER", "")
     expansions = Expansions(home=str(home()), user=user)
     host = RealHost(home=str(home()))
-    results = [evaluate(raw, expansions, loaded, host, os.environ) for raw in _lines(line, file)]
+    results = [evaluate(raw, expansions, loaded, host, os.environ) for raw in _lines(line, file, skip_comments)]
     if as_json:
         click.echo(json.dumps([_as_json(r) for r in results]))
     else:

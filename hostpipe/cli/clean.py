@@ -8,7 +8,7 @@ import click
 
 from hostpipe.cli.common import Exit, Locations, errors_as_lines, fail, locations
 from hostpipe.core.durations import format_duration, parse_duration
-from hostpipe.daemon import control
+from hostpipe.daemon import controlclient as control
 from hostpipe.daemon.paths import control_socket
 from hostpipe.daemon.policyfile import load_policy
 from hostpipe.daemon.retention import Swept, clean_directly

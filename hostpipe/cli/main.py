@@ -18,13 +18,17 @@ from hostpipe import __version__  # noqa: E402
 
 COMMANDS = {
     "serve": "hostpipe.cli.serve:serve",
+    "status": "hostpipe.cli.status:status",
     "ps": "hostpipe.cli.ps:ps",
+    "show": "hostpipe.cli.show:show",
+    "wait": "hostpipe.cli.wait:wait",
     "logs": "hostpipe.cli.logs:logs",
     "cancel": "hostpipe.cli.cancel:cancel",
     "check": "hostpipe.cli.check:check",
     "clean": "hostpipe.cli.clean:clean",
     "submit": "hostpipe.cli.submit:submit_command",
     "install-service": "hostpipe.cli.install:install_service",
+    "man": "hostpipe.cli.manpage:man",
 }
 
 

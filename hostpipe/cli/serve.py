@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -25,6 +26,39 @@ def _octal(value: str) -> int:
     if not 0 <= mode <= 0o777:
         raise click.BadParameter(f"{value!r} is not a permission mode")
     return mode
+
+
+def _checked_modes(pipe_mode: str, folder_mode: str) -> tuple[int, int]:
+    """A pipe any user could read (taking other pods' lines, reply keys and all) is refused, and so are execute
+    bits, which mean nothing on a FIFO and point to a mistyped mode. A pipe others may write (pods that run as
+    another user need it: docs/submit.md) is the site's choice, said plainly on stderr."""
+    pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
+    if pipe_bits & 0o004 or pipe_bits & 0o111:
+        raise click.BadParameter(
+            f"{pipe_mode} lets other users read the pipe (taking other pods' lines) or sets execute bits, which "
+            "a FIFO has no use for; give 600 (the daemon's user only), 620 (and its group writes) or 622 (every "
+            "user writes)",
+            param_hint="--pipe-mode",
+        )
+    if folder_bits & 0o002:
+        raise click.BadParameter(
+            f"{folder_mode} lets every user replace the pipe in its folder; give 700, 710 or 711",
+            param_hint="--folder-mode",
+        )
+    if pipe_bits & 0o002:
+        click.echo(f"hostpipe: warning: --pipe-mode {pipe_mode}: every user on this host can write lines", err=True)
+    elif pipe_bits & 0o060:
+        click.echo(f"hostpipe: warning: --pipe-mode {pipe_mode}: the pipe's group can write or read lines", err=True)
+    return pipe_bits, folder_bits
+
+
+def _detach(where: Locations, ready_timeout: float) -> NoReturn:
+    from hostpipe.daemon.detach import detach  # noqa: PLC0415
+
+    argv = [sys.executable, "-P", "-m", "hostpipe", *(arg for arg in sys.argv[1:] if arg != "--detach")]
+    result = detach(argv, state_dir=where.state_dir, environ=os.environ, ready_timeout=ready_timeout)
+    click.echo(f"hostpipe: {result.message}", err=result.code != 0)
+    sys.exit(result.code)
 
 
 def _socket_activated() -> bool:
@@ -44,6 +78,19 @@ def _socket_activated() -> bool:
 @click.option("--pipe-mode", default="600", show_default=True, help="Permissions of the FIFO (octal).")
 @click.option("--folder-mode", default="700", show_default=True, help="Permissions of a folder it creates (octal).")
 @metrics_options
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background (log and pid file in the state folder); return once the pipe is ready.",
+)
+@click.option(
+    "--ready-timeout",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --detach: how long to wait for the pipe to be ready.",
+)
 @errors_as_lines
 def serve(
     where: Locations,
@@ -52,10 +99,18 @@ def serve(
     pipe_mode: str,
     folder_mode: str,
     metrics: MetricsOptions,
+    detach: bool,
+    ready_timeout: float,
 ) -> None:
-    """Create the pipe and serve it until SIGTERM or SIGINT."""
+    """Create the pipe and serve it until SIGTERM or SIGINT.
+
+    With --detach, start in the background instead: exit 0 once the pipe is ready, or non-zero with the
+    reason it could not start (3: a configuration error; 4: another daemon serves the state folder).
+    """
+    pipe_bits, folder_bits = _checked_modes(pipe_mode, folder_mode)
+    if detach:
+        _detach(where, ready_timeout)
     configure(log_format)  # type: ignore[arg-type]
-    pipe_bits, folder_bits = _octal(pipe_mode), _octal(folder_mode)
     from hostpipe.daemon.holder import HOLDER_SOCKET, Holder  # noqa: PLC0415 - light: no event loop, no models
 
     if HOLDER_SOCKET not in os.environ and not _socket_activated():

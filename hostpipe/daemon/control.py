@@ -20,14 +20,14 @@ from typing import Any
 
 import structlog
 
+from hostpipe.daemon.controlclient import ControlError, request
+
+__all__ = ["ControlError", "Handler", "request", "serve_control"]
+
 log = structlog.get_logger("hostpipe.control")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 _MAX_REQUEST = 64 * 1024
-
-
-class ControlError(Exception):
-    pass
 
 
 def _peer_uid(sock: socket.socket) -> int:
@@ -67,27 +67,3 @@ async def serve_control(path: Path, handler: Handler) -> asyncio.AbstractServer:
         return await asyncio.start_unix_server(on_connect, path=str(path))
     finally:
         os.umask(old_umask)
-
-
-def request(path: Path, payload: dict[str, Any], *, timeout: float = 30.0) -> dict[str, Any]:
-    """Send one request to the daemon listening at `path` and return its reply (used by the CLI)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as error:
-            raise ControlError(f"no daemon is listening at {path} (is `hostpipe serve` running?)") from error
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    try:
-        reply = json.loads(data)
-    except ValueError as error:
-        raise ControlError(f"the daemon sent an unreadable reply: {data[:200]!r}") from error
-    if not isinstance(reply, dict):
-        raise ControlError("the daemon sent an unreadable reply")
-    return reply

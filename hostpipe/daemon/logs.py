@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from hostpipe.core.terminal import escape, needs_escape
 from hostpipe.daemon import journal
 
 LogFormat = Literal["auto", "json", "console"]
@@ -101,6 +103,16 @@ class UtcTimestamp:
         return event
 
 
+def escape_for_terminal(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Console lines go to a terminal: pod text in them is shown escaped, not obeyed. The console renderer
+    prints every value but the event's name with repr(), which escapes already; the name it prints as it is.
+    (JSON lines escape control characters themselves.)"""
+    name = event.get("event")
+    if isinstance(name, str) and needs_escape(name):
+        event["event"] = escape(name)
+    return event
+
+
 def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
     """Log to stderr as `fmt` says; when stderr is the journal, with priorities (see hostpipe.daemon.journal)."""
     journald = journal.stderr_is_journal()
@@ -116,10 +128,14 @@ def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
         processors.append(journal.JournalRenderer())
         factory = journal.JournalLoggerFactory(library)
     else:
+        if not json_lines:
+            processors.append(escape_for_terminal)
         processors.append(
             structlog.processors.JSONRenderer(serializer=_encode)
             if json_lines
-            else structlog.dev.ConsoleRenderer(colors=not journald)
+            # NO_COLOR (https://no-color.org): set and not empty, the console lines carry no colour codes; nor
+            # do lines that go to the journal.
+            else structlog.dev.ConsoleRenderer(colors=not journald and not os.environ.get("NO_COLOR"))
         )
         if journald:
             processors.append(journal.level_prefix)

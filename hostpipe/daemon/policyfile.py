@@ -64,7 +64,16 @@ def load_policy(path: Path | None, environ: Mapping[str, str], *, required: bool
     else:
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise PolicyError(str(path), [f"(file): cannot read: {error}"]) from error
+        except FileNotFoundError as error:
+            raise PolicyError(
+                str(path),
+                ["(file): No such file; write one (see examples/), or leave out --policy for the built-in policy"],
+            ) from error
+        except OSError as error:
+            raise PolicyError(
+                str(path), [f"(file): cannot read it ({error.strerror}); check its owner and permissions"]
+            ) from error
+        except UnicodeDecodeError as error:
+            raise PolicyError(str(path), [f"(file): not UTF-8 text ({error.reason} at byte {error.start})"]) from error
         policy, source = parse_policy(text, str(path)), str(path)
     return LoadedPolicy(policy=policy, executables=resolve_executables(policy, environ), source=source)

@@ -110,6 +110,26 @@ def record_of(row: tuple[Any, ...]) -> JobRecord:
     return JobRecord(*values)
 
 
+def first_id_since(conn: sqlite3.Connection, since: float) -> int:
+    """The smallest id whose record was submitted at or after `since` (past the last id when none was).
+
+    Ids grow with submission, so this is a binary search over the primary key: about 20 look-ups at a million
+    records, where a filter on the time would scan the table. A clock stepped back can put a few records out of
+    order; the search then finds one of the boundaries, which is what a time filter can promise.
+    """
+    # Two queries: sqlite answers min() and max() from the primary key only when each is alone.
+    low = conn.execute("SELECT coalesce(min(id), 1) FROM jobs").fetchone()[0]
+    high = conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0] + 1
+    while low < high:
+        middle = (low + high) // 2
+        row = conn.execute("SELECT id, submitted_at FROM jobs WHERE id >= ? ORDER BY id LIMIT 1", (middle,)).fetchone()
+        if row is None or row[1] >= since:
+            high = middle
+        else:
+            low = row[0] + 1
+    return int(low)
+
+
 def select(
     conn: sqlite3.Connection,
     *,
@@ -120,9 +140,15 @@ def select(
     limit: int | None = None,
     version: int = SCHEMA_VERSION,
     reply_nonce: str | None = None,
+    since: float | None = None,
 ) -> Iterator[JobRecord]:
     where: list[str] = []
     params: list[Any] = []
+    if since is not None:
+        # Records are numbered in the order their lines came, so the first id submitted at or after `since`
+        # bounds the rest by the primary key (no index on the time needed). Found by binary search over ids.
+        where.append("id >= ?")
+        params.append(first_id_since(conn, since))
     if job_id is not None:
         where.append("id = ?")
         params.append(job_id)
@@ -173,8 +199,41 @@ class Reader:
         states: Iterable[JobState] | None = None,
         client_id: str | None = None,
         limit: int | None = None,
+        since: float | None = None,
     ) -> list[JobRecord]:
-        return list(select(self._conn, pod=pod, states=states, client_id=client_id, limit=limit, version=self.version))
+        return list(self.each(pod=pod, states=states, client_id=client_id, limit=limit, since=since))
+
+    def each(
+        self,
+        *,
+        pod: str | None = None,
+        states: Iterable[JobState] | None = None,
+        client_id: str | None = None,
+        limit: int | None = None,
+        since: float | None = None,
+    ) -> Iterator[JobRecord]:
+        """The records one at a time, oldest first, as sqlite steps through them: memory stays bounded."""
+        return select(
+            self._conn, pod=pod, states=states, client_id=client_id, limit=limit, since=since, version=self.version
+        )
+
+    def counts(self, *, since: float, cap: int) -> dict[str, int]:
+        """How many records of each state came since `since`, each counted up to `cap` (so a flood of a million
+        costs no more than `cap` index entries per state); states without records are left out."""
+        first = first_id_since(self._conn, since)
+        out = {}
+        for state in JobState:
+            (count,) = self._conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE state = ? AND id >= ? LIMIT ?)",
+                (state.value, first, cap),
+            ).fetchone()
+            if count:
+                out[state.value] = int(count)
+        return out
+
+    def newest(self, state: JobState, count: int) -> list[JobRecord]:
+        """The newest `count` records in `state`, newest first."""
+        return list(reversed(self.jobs(states=[state], limit=count)))
 
     def get(self, job_id: int) -> JobRecord | None:
         return next(iter(select(self._conn, job_id=job_id, version=self.version)), None)

@@ -659,6 +659,7 @@ class Server:
                 "store": self.store.degraded or "healthy",
                 "intake": self._intake_error or "reading",
                 "started_at": self.started_at,
+                "pipe": str(self.config.pipe.absolute()),
             }
         if op == "stats":
             return {"ok": True, "loop_lag": self.lag.stats(reset=payload.get("reset") is True)}

@@ -267,7 +267,7 @@ def sample_run(sample_root: Path) -> SampleRun:
     by_policy: dict[str, dict[str, dict[str, Any]]] = {}
     for name, path in {BUILTIN: None, **SITE_POLICIES}.items():
         policy = [] if name == BUILTIN else ["--policy", str(path)]
-        result = run_check(env, "--json", "--file", str(SAMPLE_LINES), *policy)
+        result = run_check(env, "--json", "--skip-comments", "--file", str(SAMPLE_LINES), *policy)
         assert result.returncode == 1, result.stderr  # every policy refuses some sample line
         by_policy[name] = {entry["line"]: entry for entry in decisions(result)}
     return SampleRun(home, by_policy)
@@ -381,18 +381,30 @@ CHECKED_ALLOWED = [True, True, False]
 
 
 def test_file_is_checked_line_by_line_skipping_comments_and_blank_lines(env, tmp_path):
-    """--file FILE decides each line in order; blank lines and lines starting with # are not lines."""
+    """--file FILE --skip-comments decides each line in order; blank lines and lines starting with # are left out."""
     listing = tmp_path / "lines.txt"
     listing.write_text(LINES_WITH_COMMENTS)
-    result = run_check(env, "--json", "--file", str(listing))
+    result = run_check(env, "--json", "--skip-comments", "--file", str(listing))
     assert result.returncode == 1
     assert [(e["line"], e["allowed"]) for e in decisions(result)] == list(zip(CHECKED, CHECKED_ALLOWED, strict=True))
+
+
+def test_file_blank_and_comment_lines_are_refused_as_the_daemon_records_them(env, tmp_path):
+    """Without --skip-comments every line of the file is one, as in the pipe: blank and # lines are empty-line."""
+    listing = tmp_path / "lines.txt"
+    listing.write_text(LINES_WITH_COMMENTS)
+    entries = decisions(run_check(env, "--json", "--file", str(listing)))
+    assert len(entries) == 6
+    assert [e["rule"] for e in entries if not e["allowed"]][:3] == ["empty-line"] * 3
+    assert [e["line"] for e in entries if e["allowed"] or e["rule"] != "empty-line"] == CHECKED
 
 
 @pytest.mark.parametrize("args", [("--file", "-"), ()], ids=["file-dash", "no-argument"])
 def test_lines_are_read_from_stdin(env, args):
     """`--file -`, and no LINE and no --file, read the lines from stdin the same way."""
-    result = run_check(env, "--json", *args, stdin=LINES_WITH_COMMENTS + "docker run --privileged x\n")
+    result = run_check(
+        env, "--json", "--skip-comments", *args, stdin=LINES_WITH_COMMENTS + "docker run --privileged x\n"
+    )
     assert result.returncode == 1
     entries = decisions(result)
     assert [e["line"] for e in entries] == [*CHECKED, "docker run --privileged x"]
@@ -732,5 +744,5 @@ def test_a_file_with_nothing_to_check_is_a_usage_error(env, tmp_path):
     """A file of only comments and blank lines checks nothing, which is not a pass: exit 2."""
     listed = tmp_path / "lines.txt"
     listed.write_text("# nothing here\n\n")
-    result = run_check(env, "--file", str(listed))
+    result = run_check(env, "--skip-comments", "--file", str(listed))
     assert result.returncode == 2 and "no lines" in result.stderr

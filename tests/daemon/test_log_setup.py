@@ -25,3 +25,51 @@ def test_lines_logged_outside_a_loop_are_written_at_once():
     logger = BatchedLogger(out)
     logger.msg('{"event": "a"}')
     assert out.getvalue() == '{"event": "a"}\n'
+
+
+def test_console_lines_honour_no_color(monkeypatch):
+    """With NO_COLOR set, the console renderer writes no escape sequence; without it, it colours the level."""
+    import structlog
+
+    from hostpipe.daemon.logs import configure
+
+    def rendered() -> str:
+        configure("console")
+        renderer = structlog.get_config()["processors"][-1]
+        return str(renderer(None, "warning", {"event": "pipe_ready", "level": "warning", "pod": "ns/p"}))
+
+    try:
+        monkeypatch.setenv("NO_COLOR", "1")
+        assert "\x1b" not in rendered() and "pipe_ready" in rendered()
+        monkeypatch.delenv("NO_COLOR")
+        assert "\x1b[" in rendered()
+    finally:
+        structlog.reset_defaults()
+
+
+def test_console_lines_show_a_pods_control_characters_escaped(monkeypatch):
+    """A line holding an OSC title sequence reaches the console log escaped; the JSON log keeps it exact."""
+    import json
+
+    import structlog
+
+    from hostpipe.daemon.logs import configure
+
+    line = "docker run x\x1b]0;owned\x07"
+    try:
+        monkeypatch.setenv("NO_COLOR", "1")
+        configure("console")
+        processors = structlog.get_config()["processors"]
+        event: dict[str, object] = {"event": f"refused {line}", "line": line}
+        for processor in processors[1:]:
+            event = processor(None, "warning", event)  # type: ignore[assignment]
+        assert "\x1b" not in str(event) and "\x07" not in str(event)
+        assert str(event).count("\\x1b]0;owned\\x07") == 2  # the event's name and the value, each once
+        configure("json")
+        processors = structlog.get_config()["processors"]
+        event = {"event": "job_refused", "line": line}
+        for processor in processors[1:]:
+            event = processor(None, "warning", event)  # type: ignore[assignment]
+        assert json.loads(str(event))["line"] == line
+    finally:
+        structlog.reset_defaults()

@@ -414,7 +414,7 @@ class Hostpipe:
         write_line(self.pipe, line)
 
     def jobs(self) -> list[dict[str, Any]]:
-        result = self.cli("ps", "--json")
+        result = self.cli("ps", "--json", "--all")
         assert result.returncode == 0, f"hostpipe ps --json failed: {result.stderr}"
         jobs = json.loads(result.stdout)
         assert isinstance(jobs, list)

@@ -216,7 +216,7 @@ def namespace(*, safe: Iterable[str], safe_prefixes: Iterable[str] = (), what: s
             "host-namespace",
             option.spelling,
             f"{option.name}={value} shares the {what} namespace of the host or of another container (PSS "
-            "baseline forbids it); a site may allow it with allow_host_namespaces: true",
+            "baseline forbids it); a site may allow it with allow_host_namespaces = true",
         )
 
     return check
@@ -226,7 +226,7 @@ def _refuse_network(option: Option, why: str) -> ArgvRefused:
     return ArgvRefused(
         "host-network",
         option.spelling,
-        f"{option.name} {why}; a site may allow it with allow_host_network: true",
+        f"{option.name} {why}; a site may allow it with allow_host_network = true",
     )
 
 
@@ -364,7 +364,7 @@ def devices(option: Option, judge: Judge) -> None:
         "devices",
         option.spelling,
         f"{option.name} gives the container host devices (PSS baseline forbids it); a site may allow it "
-        "with allow_devices: true",
+        "with allow_devices = true",
     )
 
 
@@ -372,7 +372,7 @@ def _refuse_ports(option: Option) -> ArgvRefused:
     return ArgvRefused(
         "ports",
         option.spelling,
-        f"{option.name} opens ports on the host; a site may allow it with allow_ports: true",
+        f"{option.name} opens ports on the host; a site may allow it with allow_ports = true",
     )
 
 
@@ -393,7 +393,7 @@ def _unconfined(option: Option, what: str) -> ArgvRefused:
         "unconfined",
         option.spelling,
         f"{option.name} {what} (PSS baseline keeps the runtime's default profiles); a site may allow it "
-        "with allow_unconfined: true",
+        "with allow_unconfined = true",
     )
 
 
@@ -654,7 +654,7 @@ def propagation(option: Option, judge: Judge, mode: str) -> None:
             "host-namespace",
             option.spelling,
             f"{option.name} with {mode} propagation shares mount events with the host's mount namespace; "
-            "a site may allow it with allow_host_namespaces: true",
+            "a site may allow it with allow_host_namespaces = true",
         )
 
 
@@ -767,7 +767,7 @@ def _image_mount(option: Option, judge: Judge) -> None:
             "image-mount",
             option.spelling,
             f"{option.name} type=image mounts an image that the policy's `images` patterns never judged; a site "
-            "may allow it with allow_image_mounts: true",
+            "may allow it with allow_image_mounts = true",
         )
 
 

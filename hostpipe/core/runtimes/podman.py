@@ -342,7 +342,7 @@ def _pod(option: Option, judge: rules.Judge) -> None:
         "host-namespace",
         option.spelling,
         f"{option.name} puts the container in the namespaces of an existing pod; a site may allow it with "
-        "allow_host_namespaces: true",
+        "allow_host_namespaces = true",
     )
 
 

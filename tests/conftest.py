@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# prometheus_client is loaded before any test module can load hostpipe.cli.main, which marks ssl absent as every
+# hostpipe process does (a daemon asked for metrics lifts the mark; tests/daemon/test_metrics.py parses what it
+# serves with prometheus_client's own parser, which imports ssl, and urllib.request must see ssl too).
+import prometheus_client.parser  # noqa: F401
 import pytest
 
 STANDINS = Path(__file__).parent / "standins"

@@ -59,8 +59,11 @@ class Client:
         )
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        # A pod's shell starts with every signal at its default. A test run started under nohup, or in the
+        # background of a shell without job control, would hand its ignored SIGHUP or SIGINT on, and a shell
+        # cannot trap a signal that was ignored when it started.
         return subprocess.Popen(
-            self.argv(*args),
+            ["env", "--default-signal=HUP,INT", *self.argv(*args)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,

@@ -42,7 +42,11 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes | None, int, int]]:
 
 
 def own_folder(path: Path) -> bool:
-    info = path.lstat()
+    """A folder of ours at `path`; False while nothing is there (between the daemon's unlink and its mkdir)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
 
 

@@ -65,8 +65,7 @@ def started(daemon_root: Path):
     yield daemons
     for daemon in daemons:
         if daemon.process is not None and daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(10)
+            daemon.kill_all()  # the holder and the daemon it runs: killing the holder alone orphans the daemon
 
 
 def refusal(daemon: Daemon, started: list[Daemon]) -> str:

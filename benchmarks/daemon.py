@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import processes
+
+from hostpipe.daemon.controlclient import ControlError, request
 
 
 class HarnessError(RuntimeError):
@@ -176,18 +177,11 @@ class Hostpipe:
 
     def control(self, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         """One request on the daemon's control socket (state folder's control.sock), its JSON reply."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(self.state_dir / "control.sock"))
-            sock.sendall(json.dumps(payload).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        reply = json.loads(data)
-        if not isinstance(reply, dict) or not reply.get("ok"):
+        try:
+            reply = request(self.state_dir / "control.sock", payload, timeout=timeout)
+        except (ControlError, OSError) as error:
+            raise HarnessError(f"control request {payload} failed: {error}") from error
+        if not reply.get("ok"):
             raise HarnessError(f"control request {payload} failed: {reply}")
         return reply
 

@@ -247,7 +247,7 @@ def test_a_failing_textfile_write_is_logged_once_and_the_daemon_serves_on(make_d
     prom.parent.mkdir()
     samples = settled(lambda: textfile(prom), 1)
     assert by(samples, "hostpipe_jobs_accepted_total", "runtime") == {"docker": 1}
-    assert [e for e in daemon.events() if e.get("event") == "metrics_textfile_written"]
+    wait_for(lambda: [e for e in daemon.events() if e.get("event") == "metrics_textfile_written"], timeout=5)
     assert daemon.stop() == 0
 
 

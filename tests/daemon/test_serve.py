@@ -311,7 +311,7 @@ def test_restart_repairs_jobs_a_killed_daemon_left_running(make_daemon):
     assert record["state"] == "interrupted"
     assert "stopped" in record["reason"]
     wait_for(lambda: not process_group_alive(running["pid"]), timeout=5)
-    assert any(e["event"] == "job_repaired" for e in daemon.events())
+    wait_for(lambda: any(e["event"] == "job_repaired" for e in daemon.events()), timeout=5)
 
 
 def test_reuses_its_own_fifo_after_a_restart(make_daemon):

@@ -111,7 +111,9 @@ def test_restart_after_a_crash_stops_the_orphaned_container(podman_hostpipe: Hos
     wait_for(lambda: not (podman.running_names() & new), CONTAINER_GONE_WITHIN, "the orphaned container to stop")
     (record,) = [r for r in podman_hostpipe.jobs() if r["client_id"] == "orphan"]
     assert record["state"] == "interrupted"
-    assert any(e["event"] == "container_repaired" for e in podman_hostpipe.log_events())
+    wait_for(
+        lambda: any(e["event"] == "container_repaired" for e in podman_hostpipe.log_events()), 10, "the repair event"
+    )
 
 
 @pytest.mark.parametrize("name", ["e2e-tenant-b", "--all"])

@@ -120,7 +120,9 @@ def test_a_killed_daemon_leaves_the_container_and_the_next_one_adopts_it(
     job = _running_while_its_container_runs(podman_hostpipe, podman, "adopt")
     podman_hostpipe.kill_daemon()
     assert job["container_id"] in _running_ids(podman), "a crash does not stop a detached container"
-    assert any(e["event"] == "container_adopted" for e in podman_hostpipe.log_events())
+    wait_for(
+        lambda: any(e["event"] == "container_adopted" for e in podman_hostpipe.log_events()), 10, "the adoption event"
+    )
     done = podman_hostpipe.wait_done("adopt", timeout=40)
     assert (done["state"], done["exit_code"]) == ("failed", 4), done
     assert "after" in Hostpipe.log_text(done)

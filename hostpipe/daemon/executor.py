@@ -168,6 +168,8 @@ class Executor:
                 note="raise the hard limit of open files (LimitNOFILE=, ulimit -Hn) to run more jobs at once",
             )
         self.max_concurrent = fitted
+        if self._cgroups is not None:
+            self._cgroups.prepare(fitted)
 
     def set_limits(self, *, max_concurrent: int, max_queued: int, kill_grace: float) -> None:
         self._wanted_concurrent = max_concurrent

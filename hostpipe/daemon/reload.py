@@ -2,7 +2,8 @@
 
 Editors replace files in many ways (write in place, write a temp file and rename, delete and recreate), so the
 folder is watched and any event that touches the file's name triggers a reload; the reload itself decides
-whether the new content is valid.
+whether the new content is valid. Only those kinds of event are asked of the kernel (the watch's inotify
+mask), so a busy folder (a pipe that pods write next to the policy) does not wake the watcher at every write.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 
@@ -41,7 +48,12 @@ class PolicyWatcher:
         folder = self._path.parent
         if not folder.is_dir():
             return
-        self._observer.schedule(self._handler, str(folder), recursive=False)
+        self._observer.schedule(
+            self._handler,
+            str(folder),
+            recursive=False,
+            event_filter=[FileClosedEvent, FileMovedEvent, FileDeletedEvent],
+        )
         self._observer.start()
 
     def stop(self) -> None:

@@ -7,6 +7,7 @@ pipe open and runs the daemon as its child, restarting it if it dies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import NoReturn
@@ -122,6 +123,15 @@ def serve(
             environ=os.environ,
         )
         sys.exit(holder.run())
+    writer = None
+    if HOLDER_SOCKET in os.environ:
+        # The holder holds the state folder's lock: the store's writer starts now and starts up while the
+        # daemon imports the rest (see writerproc); without a holder the daemon takes the lock first.
+        from hostpipe.daemon.schema import DB_NAME  # noqa: PLC0415
+        from hostpipe.daemon.writerproc import start_writer  # noqa: PLC0415
+
+        with contextlib.suppress(OSError):
+            writer = start_writer(where.state_dir.absolute() / DB_NAME)
     import asyncio  # noqa: PLC0415 - only the daemon process needs the event loop
 
     from hostpipe.daemon.server import ServeConfig, Server  # noqa: PLC0415
@@ -137,4 +147,4 @@ def serve(
         metrics_textfile=metrics.textfile,
         metrics_address=metrics.address,
     )
-    asyncio.run(Server(config).run())
+    asyncio.run(Server(config, writer=writer).run())

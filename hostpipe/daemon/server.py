@@ -27,9 +27,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+if TYPE_CHECKING:
+    import socket
+    import subprocess
 
 from hostpipe.core.evaluate import Memo, claimed_names, evaluate, line_text
 from hostpipe.core.framing import Frame, Framer, Line, Overlong
@@ -140,8 +144,16 @@ def _inbox_position(meta: dict[str, Any]) -> Position | None:
 
 
 class Server:
-    def __init__(self, config: ServeConfig, environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        environ: dict[str, str] | None = None,
+        *,
+        writer: tuple[subprocess.Popen[bytes], socket.socket] | None = None,
+    ) -> None:
+        """`writer`: the store's writer, started before this module was imported (`writerproc`)."""
         self.config = config
+        self._writer = writer
         self.environ = dict(os.environ if environ is None else environ)
         home, user = _identity()
         self.expansions = Expansions(home=home, user=user)
@@ -218,7 +230,8 @@ class Server:
             self._lock_fd = lock_state_dir(state_dir)
         self._state_dir_id = self._identify_state_dir()
         job_nofile = raise_fd_limit()
-        self.store = Store(state_dir, on_health=self._on_store_health, on_fresh=self._live_rows)
+        writer, self._writer = self._writer, None
+        self.store = Store(state_dir, on_health=self._on_store_health, on_fresh=self._live_rows, started=writer)
         hello = await self.store.open()
         if hello.fresh:
             self.store.next_id = max(self.store.next_id, log_id_floor(state_dir / "logs"))

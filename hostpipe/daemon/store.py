@@ -22,7 +22,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import structlog
 from hostpipe.core.job import JobState, Outcome
 from hostpipe.daemon.schema import DB_NAME, StoreCorrupt, StoreError
 from hostpipe.daemon.wire import Decoder, encode
+from hostpipe.daemon.writerproc import start_writer
 
 log = structlog.get_logger("hostpipe.store")
 
@@ -135,8 +135,11 @@ class Store:
         *,
         on_health: HealthListener | None = None,
         on_fresh: Callable[[], list[tuple[str, list[Any]]]] | None = None,
+        started: tuple[subprocess.Popen[bytes], socket.socket] | None = None,
     ) -> None:
+        """`started`: a writer already started for `state_dir` (`writerproc`), taken over at `open`."""
         self.path = state_dir / DB_NAME
+        self._started = started
         self._loop = asyncio.get_running_loop()
         self._on_health = on_health
         self._on_fresh = on_fresh
@@ -185,28 +188,16 @@ class Store:
             return hello
 
     def _spawn(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        started, self._started = self._started, None
         try:
-            # -P: the module is found on the installation's path only, never in the working folder (a HOME
-            # whose pipe folder, `hostpipe/`, pods can write).
-            self._process = subprocess.Popen(
-                [sys.executable, "-P", "-m", "hostpipe.daemon.writer", str(child.fileno()), str(self.path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                pass_fds=(child.fileno(),),
-                close_fds=True,
-                cwd=self.path.parent,
-            )
+            self._process, parent = started or start_writer(self.path)
         except OSError as error:
-            parent.close()
             self._degrade("spawn", f"cannot start the store writer: {error}")
             if self._hello is not None and not self._hello.done():
                 self._hello.set_exception(StoreError(str(error)))
             else:
                 self._schedule_restart()
             return
-        finally:
-            child.close()
         parent.setblocking(False)
         self._sock = parent
         self._decoder = Decoder()

@@ -7,7 +7,7 @@ target given in MB. CPU time per line or per job is the figure that least depend
 is doing at the time.
 
 hostpipe is three processes: `hostpipe serve` is a holder that keeps the pipe, its child is the daemon, and the
-daemon's child is the store's writer. Its CPU is the sum of the three (`cpu_seconds_of`); the jobs are children
+daemon's child is the store's writer. Its CPU is the sum of the three (`cpu_seconds_each`); the jobs are children
 too, but their time is never counted (utime and stime are the process's own, not its reaped children's).
 """
 
@@ -60,12 +60,7 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds_of(pids: list[int]) -> float | None:
-    """The sum of `cpu_seconds` over `pids` (None if any of them is gone)."""
-    total = 0.0
-    for pid in pids:
-        seconds = cpu_seconds(pid)
-        if seconds is None:
-            return None
-        total += seconds
-    return total
+def cpu_seconds_each(pids: list[int]) -> list[float] | None:
+    """`cpu_seconds` of each of `pids`, in order (None if any of them is gone)."""
+    each = [cpu_seconds(pid) for pid in pids]
+    return None if any(seconds is None for seconds in each) else [s for s in each if s is not None]

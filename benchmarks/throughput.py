@@ -29,7 +29,7 @@ from harness import (
     spread,
     submit_ms,
 )
-from procstat import cpu_seconds_of, peak_rss_mb
+from procstat import cpu_seconds_each, peak_rss_mb
 from report import Figure
 from stamps import Stamps, read_stamps, wait_for, wait_until_settled
 from standin import write_standin
@@ -136,12 +136,13 @@ def spawn_rate(bench: Bench) -> list[Figure]:
     ids = {job_id for job_id, _ in lines}
     with hostpipe_running(bench, "4-spawn-hostpipe", s.spawn_concurrency) as (daemon, stamps):
         pids = daemon.pids()
-        cpu_before = cpu_seconds_of(pids)
+        cpu_before = cpu_seconds_each(pids)
         writes = run_writers(plans(daemon.pipe, lines, s.writers, timeout=10), timeout=60 + n / 50)
         counts, done_ns = store.wait_for_counts(
             daemon.state_dir, lambda c: store.terminal(c) >= n, timeout=60 + n / 20, poll=0.02
         )
-        cpu_ms = _cpu_per_item(cpu_before, cpu_seconds_of(pids), n) * 1000
+        cpu_each = _cpu_per_item(cpu_before, cpu_seconds_each(pids), n)
+        cpu_ms = sum(cpu_each) * 1000
         elapsed = (done_ns - first_write_ns(writes)) / 1e9
         records = record_check(daemon.ps(), ids)
         new_stamps = read_stamps(stamps)
@@ -162,6 +163,7 @@ def spawn_rate(bench: Bench) -> list[Figure]:
             "started": new_stamps.started,
             "ended": new_stamps.ended,
             "cpu_ms_per_job": cpu_ms,
+            "cpu_ms_per_job_each": _named(cpu_each, 1000),
             "processes_measured": len(pids),
         },
         "xargs": {"elapsed_s": xargs_s, "started": old_stamps.started, "ended": old_stamps.ended},
@@ -170,7 +172,7 @@ def spawn_rate(bench: Bench) -> list[Figure]:
     setting = f"{n} jobs, max_concurrent {s.spawn_concurrency}"
     fig = partial(Figure, "4")
     succeeded = records["states"].get("succeeded", 0)
-    cpu_note = f"user+system of holder, daemon and writer ({len(pids)} processes; jobs excluded) / jobs"
+    cpu_note = f"user+system of holder, daemon and writer, jobs excluded, / jobs: {_split(cpu_each, 1000, 'ms')}"
     figures = [
         fig("hostpipe spawn rate", new_rate, "jobs/s", note=setting),
         fig("xargs spawn rate", xargs_rate, "jobs/s", note=f"xargs -P {s.xargs_parallel}, same stand-in"),
@@ -215,10 +217,22 @@ def _tsp(bench: Bench, commands: list[str]) -> tuple[float | None, int]:
     return (None if last is None else (last - began_ns) / 1e9), stamps.ended
 
 
-def _cpu_per_item(before: float | None, after: float | None, items: int) -> float:
+def _cpu_per_item(before: list[float] | None, after: list[float] | None, items: int) -> list[float]:
+    """CPU seconds per item of each process measured (holder, daemon, writer)."""
     if before is None or after is None:
         raise RuntimeError("the daemon exited while it was being measured")
-    return (after - before) / items
+    return [(a - b) / items for b, a in zip(before, after, strict=True)]
+
+
+_PROCESSES = ("holder", "daemon", "writer")
+
+
+def _named(each: list[float], scale: float) -> dict[str, float]:
+    return {name: round(value * scale, 4) for name, value in zip(_PROCESSES, each, strict=False)}
+
+
+def _split(each: list[float], scale: float, unit: str) -> str:
+    return ", ".join(f"{name} {value:.3g}" for name, value in _named(each, scale).items()) + f" {unit}"
 
 
 def _stamp_note(stamps: Stamps) -> str:
@@ -233,13 +247,14 @@ def refusal_rate(bench: Bench) -> list[Figure]:
     lines = [(f"r{i}", refused[i % 2]) for i in range(n)]
     with hostpipe_running(bench, "5-refusal-hostpipe", s.max_concurrent) as (daemon, _stamps):
         pids = daemon.pids()
-        cpu_before = cpu_seconds_of(pids)
+        cpu_before = cpu_seconds_each(pids)
         writes = run_writers(plans(daemon.pipe, lines, s.refusal_writers, timeout=10), timeout=60 + n / 500)
         written = sum(w.ok for w in writes)
         # Every refused line is terminal when its row is committed: wait for the rows cheaply, then count once.
         done_ns = store.wait_for_rows(daemon.state_dir, written, timeout=60 + n / 500)
         counts = store.state_counts(daemon.state_dir)
-        cpu_us = _cpu_per_item(cpu_before, cpu_seconds_of(pids), n) * 1e6
+        cpu_each = _cpu_per_item(cpu_before, cpu_seconds_each(pids), n)
+        cpu_us = sum(cpu_each) * 1e6
         rss = peak_rss_mb(daemon.pid)
     elapsed = (done_ns - first_write_ns(writes)) / 1e9
     recorded = counts.get("refused", 0)
@@ -250,6 +265,7 @@ def refusal_rate(bench: Bench) -> list[Figure]:
         "write_outcomes": outcomes(writes),
         "peak_rss_mb": rss,
         "cpu_us_per_line": cpu_us,
+        "cpu_us_per_line_each": _named(cpu_each, 1e6),
         "submit_ms": summary(submit_ms(writes)),
     }
     write_s = (max(w.began_ns for w in writes) - first_write_ns(writes)) / 1e9
@@ -258,7 +274,13 @@ def refusal_rate(bench: Bench) -> list[Figure]:
     return [
         fig("refused lines recorded per second", recorded / elapsed, "lines/s", (">=", 20_000), note=setting),
         fig("refused lines recorded", recorded, "", ("==", n), note=f"{written} written"),
-        fig("hostpipe CPU per refused line", cpu_us, "us", ("<=", 15), note="holder+daemon+writer user+system / lines"),
+        fig(
+            "hostpipe CPU per refused line",
+            cpu_us,
+            "us",
+            ("<=", 15),
+            note=f"user+system of holder, daemon and writer / lines: {_split(cpu_each, 1e6, 'us')}",
+        ),
         fig("submit p99 during the flood", percentile(submit_ms(writes), 99), "ms", note=spread(submit_ms(writes))),
         fig("hostpipe peak RSS", rss, "MB", note="VmHWM after the refusals"),
     ]

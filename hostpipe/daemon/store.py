@@ -198,6 +198,10 @@ class Store:
             else:
                 self._schedule_restart()
             return
+        with contextlib.suppress(OSError):
+            # A new socket's buffer is empty: this never blocks. The writer opens the file only once asked; one
+            # that has died already is noticed by the reader below.
+            parent.sendall(encode(("open",)))
         parent.setblocking(False)
         self._sock = parent
         self._decoder = Decoder()

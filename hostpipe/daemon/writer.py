@@ -8,7 +8,9 @@ written (an immutable state folder, a disk error) the kernel answers a write to 
 would kill the whole daemon. Here it kills only this process; the daemon reports the store as degraded, keeps
 the lines where they are and starts a new writer after a back-off.
 
-Protocol (see `wire`): the writer first sends ("hello", fresh, next_id, meta). Then, for each ("batch", seq,
+Protocol (see `wire`): the daemon first sends ("open",), and only then does the writer open the file: the daemon
+may start the writer before it has checked its configuration (see `writerproc`), and a daemon that then gives up
+leaves no records behind. The writer answers ("hello", fresh, next_id, meta). Then, for each ("batch", seq,
 ops) it applies every op in one transaction together with the batch number, and answers ("ack", seq) or
 ("nack", seq, kind, text, next_id). A batch number it has already committed (the daemon resends a batch whose
 acknowledgement a dead writer never sent) is acknowledged without being applied again.
@@ -114,6 +116,9 @@ class Writer:
             yield from self._decoder.feed(data)
 
     def run(self) -> int:
+        messages = self.messages()
+        if next(messages, None) != ("open",):
+            return 0  # the daemon went away (or spoke out of turn) before it asked for the records
         try:
             conn, fresh = open_for_writing(self._path)
         except StoreCorrupt as error:
@@ -129,7 +134,7 @@ class Writer:
         meta = read_meta(conn)
         done = int(meta.get("batch", 0))
         self.send(("hello", fresh, next_id(conn), meta))
-        for message in self.messages():
+        for message in messages:
             _, seq, ops = message
             if seq <= done:
                 self.send(("ack", seq))

@@ -358,6 +358,23 @@ def test_invalid_policy_stops_serve_naming_file_field_and_reason(make_daemon):
     assert str(daemon.policy) in message
     assert "max_concurrent" in message and "runtimes.docker.images" in message
     assert not daemon.pipe.exists()
+    # The store's writer starts before the policy is read (to start up meanwhile) but opens no records until the
+    # daemon asks, and goes once the daemon has gone.
+    assert not (daemon.state_dir / "hostpipe.sqlite3").exists()
+    wait_for(lambda: not _writers_of(daemon.state_dir), timeout=10)
+
+
+def _writers_of(state_dir: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"hostpipe.daemon.writer" in argv and str(state_dir / "hostpipe.sqlite3").encode() in argv:
+                found.append(int(entry.name))
+    return found
 
 
 def test_a_second_daemon_on_the_same_pipe_or_state_is_refused(make_daemon, tmp_path):

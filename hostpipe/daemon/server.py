@@ -57,7 +57,7 @@ from hostpipe.daemon.fifo import (
     pipe_state,
     set_aside,
 )
-from hostpipe.daemon.holder import hand_pipe_up
+from hostpipe.daemon.holder import HOLDER_SOCKET, hand_pipe_up
 from hostpipe.daemon.host import RealHost
 from hostpipe.daemon.inbox import MAX_UNCOMMITTED, Inbox, Position
 from hostpipe.daemon.jobcgroups import JobCgroups
@@ -297,6 +297,7 @@ class Server:
             self.pipe = open_pipe(self.config.pipe, mode=self.config.pipe_mode, folder_mode=self.config.folder_mode)
             # Standalone, the holder keeps the pipe (and the lines in it) should this daemon die.
             hand_pipe_up(self.pipe.fd, self.environ)
+        self._watch_holder(loop)
         # Replies: before any line or requeued job, so that every job with a reply key finds its reply.
         self.replies.open(self.config.pipe.parent, self.config.pipe.name, state_dir, self.executor, live)
         self.inbox = Inbox(state_dir)
@@ -763,6 +764,33 @@ class Server:
             log.warning("policy_watch_unavailable", error=str(error), note="reload the policy with SIGHUP")
             return
         self._watcher = watcher
+
+    def _watch_holder(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Under a holder: stop when the holder is gone (killed), as for SIGTERM. Nobody would restart this
+        daemon any more, and it would keep the state folder's lock from the `hostpipe serve` started next."""
+        value = self.environ.get(HOLDER_SOCKET)
+        if not value:
+            return
+        fd = int(value)
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            return
+        loop.add_reader(fd, self._holder_readable, fd)
+
+    def _holder_readable(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            return  # the holder says nothing on this socket; whatever it was, it is not an end
+        asyncio.get_running_loop().remove_reader(fd)
+        log.error("holder_gone", note="the holder (`hostpipe serve`) ended: stopping as for SIGTERM")
+        if not self._stop.done():
+            self._stop.set_result("holder gone")
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         self._signals += 1

@@ -463,3 +463,24 @@ def test_a_slow_engine_stop_never_delays_another_pods_start(make_daemon, tmp_pat
     daemon.write("HOSTPIPE_ID=next docker run test/x true\n")
     wait_for(lambda: [r for r in daemon.ps("--id", "next") if r["state"] == "succeeded"], timeout=10)
     assert time.monotonic() - started < 3
+
+
+def test_a_daemon_whose_holder_is_killed_stops_and_frees_the_state_folder(make_daemon):
+    """SIGKILL of the holder (`hostpipe serve`) leaves no daemon serving on behind everyone's back: it logs
+    `holder_gone`, stops its jobs as for SIGTERM, and the next `hostpipe serve` on the same folders starts."""
+    daemon: Daemon = make_daemon()
+    daemon.write("docker run test/x sleep 60\n")
+    (running,) = wait_for(lambda: daemon.ps("--state", "running"))
+    pid = daemon.daemon_pid()
+    assert daemon.process is not None
+    os.kill(daemon.process.pid, signal.SIGKILL)
+    daemon.process.wait(10)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], 20)
+    assert any(e["event"] == "holder_gone" for e in daemon.events())
+    (record,) = daemon.ps()
+    assert record["state"] == "cancelled", record
+    wait_for(lambda: not process_group_alive(running["pid"]), timeout=5)
+
+    daemon.start()
+    daemon.write("docker run test/x true\n")
+    wait_for(lambda: [r for r in daemon.ps() if r["id"] != record["id"] and r["state"] == "succeeded"], 20)

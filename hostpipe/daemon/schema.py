@@ -118,7 +118,8 @@ def open_for_writing(path: Path) -> tuple[sqlite3.Connection, bool]:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA busy_timeout = 1000")
         # A small, bounded WAL: checkpointed every 256 pages and cut back to 1 MiB after, so a nearly full disk
-        # (or a small state folder) can still take it once some space is free again.
+        # (or a small state folder) can still take it once some space is free again. The store's writer
+        # checkpoints on its own schedule instead, off the path of a batch's acknowledgement (`writer`).
         conn.execute("PRAGMA wal_autocheckpoint = 256")
         conn.execute("PRAGMA journal_size_limit = 1048576")
         fresh = migrate(conn, path)

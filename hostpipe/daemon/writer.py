@@ -14,15 +14,28 @@ leaves no records behind. The writer answers ("hello", fresh, next_id, meta). Th
 ops) it applies every op in one transaction together with the batch number, and answers ("ack", seq) or
 ("nack", seq, kind, text, next_id). A batch number it has already committed (the daemon resends a batch whose
 acknowledgement a dead writer never sent) is acknowledged without being applied again.
+
+Checkpoints (copying the WAL back into the database) are the writer's own, not sqlite's automatic ones. Each
+costs the disk three syncs: the WAL before the copy, the database after it, and the WAL's header at the first
+commit that starts the WAL over (synchronous=NORMAL). An automatic checkpoint runs inside the COMMIT that
+crosses its threshold, and the commit after it syncs the header, so two batches in every few hundred waited
+for the disk before their acknowledgement, and their jobs to start. Here a checkpoint runs once no batch has
+come for `QUIET` seconds and `CHECKPOINT_ROWS` rows or `QUIET_AT_MOST` seconds of writes have gathered, and
+it is followed at once by a write of no consequence that takes the header's sync; a batch that comes
+meanwhile waits, but no batch pays for the checkpoint of its own commit. Under writes that never pause, a
+checkpoint runs at the latest after `AT_LATEST` seconds or when the WAL file passes `WAL_LIMIT` bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import signal
 import socket
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,21 +112,69 @@ def apply(conn: sqlite3.Connection, seq: int, ops: list[tuple[str, list[tuple[An
         raise
 
 
+QUIET = 0.1
+"""Seconds without a batch that count as a pause, in which a checkpoint may run."""
+CHECKPOINT_ROWS = 256
+"""Rows written since the last checkpoint for a pause to checkpoint them (sqlite's default is 1,000 pages)."""
+QUIET_AT_MOST = 10.0
+"""Seconds after which a pause checkpoints whatever was written, however little."""
+AT_LATEST = 30.0
+"""Seconds of writes without a pause after which a checkpoint runs even though batches keep coming."""
+WAL_LIMIT = 4 << 20
+"""Bytes of WAL file after which a checkpoint runs at once (then the WAL is cut back to 1 MiB)."""
+
+
 class Writer:
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self._sock = sock
         self._path = path
+        self._wal = Path(f"{path}-wal")
         self._decoder = Decoder()
+        self._conn: sqlite3.Connection | None = None
+        self._unchecked_since: float | None = None
+        """When the first batch not yet checkpointed was committed; None when the WAL holds nothing new."""
+        self._unchecked_rows = 0
 
     def send(self, message: Any) -> None:
         self._sock.sendall(encode(message))
 
     def messages(self) -> Any:
         while True:
+            if self._due_in_a_pause() and not select.select([self._sock], [], [], QUIET)[0]:
+                self._checkpoint()  # a pause: no batch is waiting for its acknowledgement
+                continue
             data = self._sock.recv(1 << 20)
             if not data:
                 return
             yield from self._decoder.feed(data)
+
+    def _due_in_a_pause(self) -> bool:
+        since = self._unchecked_since
+        if since is None:
+            return False
+        return self._unchecked_rows >= CHECKPOINT_ROWS or time.monotonic() - since >= QUIET_AT_MOST
+
+    def _committed(self, rows: int) -> None:
+        now = time.monotonic()
+        self._unchecked_rows += rows
+        if self._unchecked_since is None:
+            self._unchecked_since = now
+        try:
+            wal = os.stat(self._wal).st_size
+        except OSError:
+            wal = 0
+        if wal > WAL_LIMIT or now - self._unchecked_since >= AT_LATEST:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._unchecked_since, self._unchecked_rows = None, 0
+        if self._conn is None:
+            return
+        # PASSIVE: frames readers still use stay; a failure (a full disk) is met again at a later checkpoint.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # The commit that starts the WAL over syncs its header: this one, rather than the next batch.
+            self._conn.execute(SQL["meta"], ("checkpointed_at", time.time()))
 
     def run(self) -> int:
         messages = self.messages()
@@ -131,6 +192,8 @@ class Writer:
         except OSError as error:
             self.send(("fatal", "io", f"{self._path}: {error}"))
             return 4
+        self._conn = conn
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints itself, see above
         meta = read_meta(conn)
         done = int(meta.get("batch", 0))
         self.send(("hello", fresh, next_id(conn), meta))
@@ -152,6 +215,7 @@ class Writer:
                 continue
             done = seq
             self.send(("ack", seq))
+            self._committed(sum(len(rows) for _, rows in ops))
         conn.close()
         return 0
 

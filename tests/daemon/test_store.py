@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hostpipe.core.job import JobState
+from hostpipe.daemon import writer
 from hostpipe.daemon.records import Reader
 from hostpipe.daemon.schema import SCHEMA_VERSION, StoreCorrupt, StoreError
 from hostpipe.daemon.store import NewJob, Store
@@ -162,3 +163,31 @@ def test_batch_numbers_continue_across_store_restarts(tmp_path):
     asyncio.run(first())
     asyncio.run(second())
     assert Reader(tmp_path).get(1).state is JobState.FAILED  # type: ignore[union-attr]
+
+
+def _wal_frames(state_dir: Path) -> int:
+    """Frames in the WAL now, read by a passive checkpoint from another connection."""
+    conn = sqlite3.connect(state_dir / "hostpipe.sqlite3")
+    try:
+        _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames)
+    finally:
+        conn.close()
+
+
+def test_the_writer_checkpoints_in_a_pause_and_starts_the_wal_over_itself(tmp_path):
+    """No batch's commit runs a checkpoint: after a pause the writer checkpoints what gathered, and makes the
+    write that starts the WAL over (and syncs its header) itself, so the WAL then holds that write alone."""
+
+    async def scenario() -> None:
+        store = await _open(tmp_path)
+        for start in range(0, 3 * writer.CHECKPOINT_ROWS, 64):
+            await store.insert(_jobs(64, prefix=f"b{start}-"))
+        await asyncio.sleep(writer.QUIET * 5)
+        meta = dict(sqlite3.connect(tmp_path / "hostpipe.sqlite3").execute("SELECT key, value FROM meta"))
+        assert "checkpointed_at" in meta
+        # Hundreds of rows went in; the WAL holds only what came after the last checkpoint: its own write.
+        assert _wal_frames(tmp_path) <= 4
+        await store.close(5)
+
+    asyncio.run(scenario())

@@ -23,10 +23,9 @@ from pathlib import Path
 from hostpipe.core.exitcodes import Exit
 from hostpipe.daemon.controlclient import ControlError, request
 from hostpipe.daemon.liveness import lock_holder
-from hostpipe.daemon.paths import control_socket
+from hostpipe.daemon.paths import control_socket, pid_file
 
 LOG_NAME = "serve.log"
-PID_NAME = "serve.pid"
 _POLL = 0.05
 
 
@@ -92,14 +91,14 @@ def detach(serve_argv: Sequence[str], *, state_dir: Path, environ: Mapping[str, 
         )
     finally:
         os.close(log_fd)
-    _write_pid(state_dir / PID_NAME, process.pid)
+    _write_pid(pid_file(state_dir), process.pid)
     deadline = time.monotonic() + ready_timeout
     socket_path = control_socket(state_dir)
     while True:
         code = process.poll()
         if code is not None:
             with contextlib.suppress(FileNotFoundError):
-                (state_dir / PID_NAME).unlink()
+                (pid_file(state_dir)).unlink()
             reason = failure_reason(_read_from(log_path, start)) or f"it exited {code} without saying why"
             return Detached(code or Exit.UNAVAILABLE, f"hostpipe serve did not start: {reason} (log: {log_path})")
         try:
@@ -110,7 +109,7 @@ def detach(serve_argv: Sequence[str], *, state_dir: Path, environ: Mapping[str, 
             return Detached(
                 Exit.OK,
                 f"hostpipe serve (pid {process.pid}) is serving {reply.get('pipe', 'the pipe')}; "
-                f"log: {log_path}, pid file: {state_dir / PID_NAME}",
+                f"log: {log_path}, pid file: {pid_file(state_dir)}",
                 process.pid,
             )
         if time.monotonic() >= deadline:

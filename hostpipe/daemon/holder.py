@@ -35,6 +35,7 @@ import structlog
 from hostpipe.core.exitcodes import Exit
 from hostpipe.daemon.fifo import HELD_LOCK, HELD_PIPE
 from hostpipe.daemon.locks import lock_state_dir
+from hostpipe.daemon.paths import pid_file
 
 log = structlog.get_logger("hostpipe.holder")
 
@@ -56,6 +57,15 @@ def _describe(status: int) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
+
+
+def _remove_own_pid_file(state_dir: Path) -> None:
+    """`serve --detach` wrote this holder's pid into the state folder: it goes when the holder does, so that no
+    script signals whatever process gets the pid next. A pid file naming another process stays."""
+    path = pid_file(state_dir)
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().strip()) == os.getpid():
+            path.unlink()
 
 
 def hand_pipe_up(pipe_fd: int, environ: Mapping[str, str]) -> bool:
@@ -99,6 +109,12 @@ class Holder:
     def run(self) -> int:
         self._state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock_fd = lock_state_dir(self._state_dir)
+        try:
+            return self._serve(lock_fd)
+        finally:
+            _remove_own_pid_file(self._state_dir)
+
+    def _serve(self, lock_fd: int) -> int:
         for sig in _FORWARDED:
             signal.signal(sig, self._on_signal)
         backoff = _BACKOFF_FIRST

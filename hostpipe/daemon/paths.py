@@ -31,3 +31,8 @@ def control_socket(state_dir: Path) -> Path:
 def cid_dir(state_dir: Path) -> Path:
     """Container ids of running docker and podman jobs, in files hostpipe adds with --cidfile."""
     return state_dir / "cid"
+
+
+def pid_file(state_dir: Path) -> Path:
+    """The pid of a `hostpipe serve --detach`'s holder, while it runs."""
+    return state_dir / "serve.pid"

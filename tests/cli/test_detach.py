@@ -66,3 +66,14 @@ def test_detach_with_a_broken_policy_exits_3_with_the_reason(fresh):
     assert result.returncode == 3
     assert result.stderr.count("\n") == 1 and "max_concurrent" in result.stderr and "serve.log" in result.stderr
     assert lock_holder(state) is None and not (state / "serve.pid").exists()
+
+
+def test_the_pid_file_goes_when_the_detached_daemon_stops(fresh):
+    """A stale pid file would have a script signal whatever process gets the pid next: it goes with the holder."""
+    env, args, state, _, _ = fresh
+    assert hostpipe("serve", "--detach", *args, env=env, check=False).returncode == 0
+    pid = int((state / "serve.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: lock_holder(state) is None, timeout=30)
+    wait_for(lambda: not (state / "serve.pid").exists(), timeout=5)
+    assert (state / "serve.log").exists()

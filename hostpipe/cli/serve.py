@@ -16,7 +16,6 @@ import click
 
 from hostpipe.cli.common import Locations, errors_as_lines, locations
 from hostpipe.cli.metrics_options import MetricsOptions, metrics_options
-from hostpipe.daemon.logs import configure
 
 
 def _octal(value: str) -> int:
@@ -111,11 +110,18 @@ def serve(
     pipe_bits, folder_bits = _checked_modes(pipe_mode, folder_mode)
     if detach:
         _detach(where, ready_timeout)
-    configure(log_format)  # type: ignore[arg-type]
     from hostpipe.daemon.holder import HOLDER_SOCKET, Holder  # noqa: PLC0415 - light: no event loop, no models
+
+    def logs() -> None:
+        # structlog (and the asyncio it imports) is loaded after the first step on the way to ready: the daemon's
+        # start in the holder, the writer's start in the daemon.
+        from hostpipe.daemon.logs import configure  # noqa: PLC0415
+
+        configure(log_format)  # type: ignore[arg-type]
 
     if HOLDER_SOCKET not in os.environ and not _socket_activated():
         holder = Holder(
+            on_started=logs,
             state_dir=where.state_dir,
             # -P: the daemon's hostpipe comes from the installation, never from the working folder (run from
             # HOME, `hostpipe/` there is the pipe folder pods can write).
@@ -132,6 +138,7 @@ def serve(
 
         with contextlib.suppress(OSError):
             writer = start_writer(where.state_dir.absolute() / DB_NAME)
+    logs()
     import asyncio  # noqa: PLC0415 - only the daemon process needs the event loop
 
     from hostpipe.daemon.server import ServeConfig, Server  # noqa: PLC0415

@@ -26,18 +26,23 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-
-import structlog
+from typing import Any
 
 from hostpipe.core.exitcodes import Exit
 from hostpipe.daemon.fifo import HELD_LOCK, HELD_PIPE
 from hostpipe.daemon.locks import lock_state_dir
 from hostpipe.daemon.paths import pid_file
 
-log = structlog.get_logger("hostpipe.holder")
+
+def _log() -> Any:
+    """structlog, imported only once the daemon has been started: the holder's start is on the path to ready."""
+    import structlog  # noqa: PLC0415
+
+    return structlog.get_logger("hostpipe.holder")
+
 
 HOLDER_SOCKET = "HOSTPIPE_HOLDER_SOCKET"
 """The descriptor of the daemon's end of the socketpair to its holder."""
@@ -91,7 +96,16 @@ def _receive_fd(sock: socket.socket) -> int | None:
 
 
 class Holder:
-    def __init__(self, *, state_dir: Path, daemon_argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        daemon_argv: Sequence[str],
+        environ: Mapping[str, str],
+        on_started: Callable[[], object] | None = None,
+    ) -> None:
+        """`on_started`: called once, right after the first daemon's start (the holder's own log set-up)."""
+        self._on_started = on_started
         self._state_dir = state_dir
         self._argv = list(daemon_argv)
         self._environ = dict(environ)
@@ -129,7 +143,7 @@ class Holder:
                 return status
             if time.monotonic() - started > _HEALTHY_RUN:
                 backoff = _BACKOFF_FIRST
-            log.error(
+            _log().error(
                 "daemon_died",
                 status=_describe(status),
                 restart_in=backoff,
@@ -156,9 +170,12 @@ class Holder:
             )
         finally:
             theirs.close()
+        if self._on_started is not None:
+            started, self._on_started = self._on_started, None
+            started()
         daemon = self._daemon
         if self._pipe_fd is not None:
-            log.info("daemon_restarted", pid=daemon.pid, holder=os.getpid())
+            _log().info("daemon_restarted", pid=daemon.pid, holder=os.getpid())
         if self._stop is not None:
             # A stop signal came while the daemon was being started: pass it on now.
             os.kill(daemon.pid, self._stop)

@@ -312,6 +312,9 @@ def test_restart_repairs_jobs_a_killed_daemon_left_running(make_daemon):
     assert "stopped" in record["reason"]
     wait_for(lambda: not process_group_alive(running["pid"]), timeout=5)
     wait_for(lambda: any(e["event"] == "job_repaired" for e in daemon.events()), timeout=5)
+    # The holder said so too, in the same JSON lines (its logging is set up once its first daemon started).
+    died = wait_for(lambda: [e for e in daemon.events() if e["event"] == "daemon_died"], timeout=5)
+    assert died[0]["level"] == "error" and "SIGKILL" in died[0]["status"]
 
 
 def test_reuses_its_own_fifo_after_a_restart(make_daemon):

@@ -134,7 +134,7 @@ class JobCgroups:
         """Have `count` slots made ahead, on a thread of their own, so no job's start waits to make one."""
         with self._lock:
             self._target = min(count, AHEAD_AT_MOST)
-            if self._made >= count or (self._maker is not None and self._maker.is_alive()):
+            if self._made >= self._target or (self._maker is not None and self._maker.is_alive()):
                 return
             self._maker = threading.Thread(target=self._make_ahead, name="cgroup-slots", daemon=True)
         self._maker.start()

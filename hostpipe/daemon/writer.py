@@ -140,7 +140,8 @@ class Writer:
 
     def messages(self) -> Any:
         while True:
-            if self._due_in_a_pause() and not select.select([self._sock], [], [], QUIET)[0]:
+            pause = self._pause_to_checkpoint()
+            if pause is not None and not select.select([self._sock], [], [], pause)[0]:
                 self._checkpoint()  # a pause: no batch is waiting for its acknowledgement
                 continue
             data = self._sock.recv(1 << 20)
@@ -148,11 +149,14 @@ class Writer:
                 return
             yield from self._decoder.feed(data)
 
-    def _due_in_a_pause(self) -> bool:
+    def _pause_to_checkpoint(self) -> float | None:
+        """How long a pause without batches must last for a checkpoint in it; None: nothing to checkpoint."""
         since = self._unchecked_since
         if since is None:
-            return False
-        return self._unchecked_rows >= CHECKPOINT_ROWS or time.monotonic() - since >= QUIET_AT_MOST
+            return None
+        if self._unchecked_rows >= CHECKPOINT_ROWS:
+            return QUIET
+        return max(QUIET, QUIET_AT_MOST - (time.monotonic() - since))
 
     def _committed(self, rows: int) -> None:
         now = time.monotonic()

@@ -8,8 +8,10 @@ the job's program (`/bin/sh -c 'echo 0 > cgroup.procs && exec "$@"'`), so even a
 inside; moving the leader from the daemon after the spawn would be too late (a shell forks within a
 millisecond). The cgroups are slots, made once and reused: moving a task between cgroups and making one cost
 the kernel a fraction of a millisecond each, which the daemon's loop must not pay per job; the child pays for
-its own move. Slots are made ahead, up to `max_concurrent`, on a thread of their own (`prepare`): making a
-cgroup waits for the kernel, milliseconds and at times tens of them, which the event loop must not wait.
+its own move. Slots are made ahead, up to `max_concurrent`, at start-up and at a reload (`prepare`): making
+a cgroup costs the kernel some 40 µs when it is idle but 10 ms and more under load, which no job's start
+should wait for. (They are made on the event loop's own thread: slots a helper thread made could not be
+entered by jobs under a systemd user manager's delegated cgroup v2 tree, Permission denied.)
 When the job ends, every process still in its cgroup is killed, and the slot is reused once empty.
 
 Which hierarchy: the cgroup v1 `pids` hierarchy (as on hybrid hosts like this VM's), with `pids.max`; else the
@@ -24,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +73,6 @@ class JobCgroups:
     _dirty: list[Path] = field(default_factory=list)
     """Slots whose job ended with members still dying; back to the free list once empty."""
     _made: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    """Guards `_made` and `_target` between the loop and the thread that makes slots ahead."""
-    _target: int = 0
-    _maker: threading.Thread | None = None
 
     @classmethod
     def detect(cls, store_id: str, pids_max: int) -> JobCgroups | None:
@@ -131,19 +128,8 @@ class JobCgroups:
         return slot / "cgroup.procs"
 
     def prepare(self, count: int) -> None:
-        """Have `count` slots made ahead, on a thread of their own, so no job's start waits to make one."""
-        with self._lock:
-            self._target = min(count, AHEAD_AT_MOST)
-            if self._made >= self._target or (self._maker is not None and self._maker.is_alive()):
-                return
-            self._maker = threading.Thread(target=self._make_ahead, name="cgroup-slots", daemon=True)
-        self._maker.start()
-
-    def _make_ahead(self) -> None:
-        while True:
-            with self._lock:
-                if self._made >= self._target:
-                    return
+        """Make slots now until there are `count` (at most AHEAD_AT_MOST), so no job's start makes one."""
+        while self._made < min(count, AHEAD_AT_MOST):
             try:
                 slot = self._new_slot()
             except OSError as error:
@@ -152,11 +138,9 @@ class JobCgroups:
             self._free.append(slot)
 
     def _new_slot(self) -> Path:
-        with self._lock:
-            number = self._made
-            self._made += 1
-        slot = self.base / f"slot-{number}"
+        slot = self.base / f"slot-{self._made}"
         slot.mkdir(exist_ok=True)
+        self._made += 1
         if self.pids_max and self.kind != "v2":
             (slot / "pids.max").write_text(str(self.pids_max))
         return slot
@@ -217,10 +201,6 @@ class JobCgroups:
 
     def close(self) -> None:
         """Remove the daemon's folder of job cgroups when no job is left in it (a clean stop)."""
-        with self._lock:
-            self._target = 0
-        if self._maker is not None:
-            self._maker.join()
         for job_id in list(self._used):
             self.end(job_id)
         self.tick()

@@ -74,6 +74,8 @@ class Job:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     logger: Any = None
+    held: bool = False
+    """A queue place is held for it while its record is being committed (see `Executor.hold_place`)."""
     spawning: bool = False
     """Between taking a slot and having a process: its start attempt is being committed."""
     cidfile: Path | None = None
@@ -134,6 +136,8 @@ class Executor:
         self._running: dict[int, Job] = {}
         self._reserved = 0
         """Slots promised to accepted lines whose records (with their start attempts) are being committed."""
+        self._held = 0
+        """Queue places held for accepted lines that will wait, while their records are being committed."""
         self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._made_dirs: set[Path] = set()
@@ -184,7 +188,7 @@ class Executor:
         """How many more jobs can be accepted right now, running or queued."""
         if not self._accepting:
             return 0
-        taken = len(self._running) + len(self._queue) + self._reserved
+        taken = len(self._running) + len(self._queue) + self._reserved + self._held
         return max(0, self.max_concurrent + self.max_queued - taken)
 
     def reserve_start(self) -> bool:
@@ -194,9 +198,11 @@ class Executor:
         self._reserved += 1
         return True
 
-    def release(self, count: int) -> None:
-        """Give back promised slots whose jobs will not come (the daemon is stopping)."""
-        self._reserved = max(0, self._reserved - count)
+    def hold_place(self, job: Job) -> None:
+        """Hold a queue place for an accepted job that cannot start at once, until its record is committed: a
+        line read meanwhile must find it taken, or more jobs than `max_queued` would wait."""
+        job.held = True
+        self._held += 1
 
     @property
     def running_count(self) -> int:
@@ -213,6 +219,9 @@ class Executor:
         if folder is None:
             folder = self._log_folders[job.pod] = log_path_for(self._logs_dir, 0, job.pod).parent
         job.log_path = folder / f"{job.id}.log"
+        if job.held:
+            job.held = False
+            self._held -= 1
         if job.attempted and self._reserved > 0:
             self._reserved -= 1
             if self._accepting:

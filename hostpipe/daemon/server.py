@@ -482,6 +482,8 @@ class Server:
                 if self.executor.reserve_start():
                     record = record._replace(start_attempt=now)
                     job.attempted = True
+                else:
+                    self.executor.hold_place(job)
                 accepted.append((len(records), job))
             records.append(record)
         # The summaries' counts go in the batch that holds the inbox position of the lines they count.
